@@ -1,0 +1,40 @@
+# Everything runs inside .venv, created here from pinned versions (constraints.txt).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= examples/quickstart.yaml
+
+.PHONY: run test unit lint bench clean help
+
+help:
+	@echo "make run    - serve examples/quickstart.yaml on http://127.0.0.1:8080"
+	@echo "make test   - install test dependencies and run all tests"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - run the benchmarks"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/autoscaler serve --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/loop_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
