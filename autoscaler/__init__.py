@@ -1,0 +1,3 @@
+"""Horizontal, metrics-driven autoscaler for Kubernetes node groups."""
+
+__version__ = "0.1.0"

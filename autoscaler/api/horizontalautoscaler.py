@@ -1,0 +1,232 @@
+"""HorizontalAutoscaler: metrics and targets → a replica count for one ScalableNodeGroup."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from autoscaler.api.common import GROUP_VERSION, Condition, Model, ObjectMeta
+from autoscaler.api.quantity import Quantity
+
+#: HPA's default tolerance around the target before any scaling happens.
+DEFAULT_TOLERANCE = 0.1
+_SIGNAL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class ScaleTargetRef(Model):
+    api_version: Literal["autoscaler.dev/v1alpha1"] = GROUP_VERSION
+    kind: Literal["ScalableNodeGroup"] = "ScalableNodeGroup"
+    name: str = Field(min_length=1)
+
+
+class ProducerMetricSource(Model):
+    """A signal read in-process from a MetricsProducer in the same namespace."""
+
+    name: str = Field(min_length=1, description="MetricsProducer name.")
+    metric: str | None = Field(
+        default=None,
+        pattern=_SIGNAL_NAME,
+        description="Signal name (default: the producer's main signal).",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Select one signal among several with this name."
+    )
+
+
+class PrometheusMetricSource(Model):
+    """An instant PromQL query that must return exactly one sample."""
+
+    query: str = Field(min_length=1)
+    server_url: str | None = Field(default=None, description="Override of the service setting.")
+
+
+class MetricTarget(Model):
+    """HPA MetricTarget: ``Value``, ``AverageValue`` (per node) or ``Utilization`` (percent)."""
+
+    type: Literal["Value", "AverageValue", "Utilization"]
+    value: Quantity | None = None
+    average_value: Quantity | None = None
+    average_utilization: float | None = Field(default=None, description="Percent, e.g. 70.")
+
+    @model_validator(mode="after")
+    def _field_for_type(self) -> MetricTarget:
+        needed = {
+            "Value": "value",
+            "AverageValue": "average_value",
+            "Utilization": "average_utilization",
+        }[self.type]
+        camel = {"value": "value", "average_value": "averageValue"}.get(
+            needed, "averageUtilization"
+        )
+        amount = getattr(self, needed)
+        if amount is None:
+            raise ValueError(f"target type {self.type} needs {camel}")
+        if amount <= 0:
+            raise ValueError(f"{camel} must be greater than 0")
+        for other in ("value", "average_value", "average_utilization"):
+            if other != needed and getattr(self, other) is not None:
+                raise ValueError(f"target type {self.type} takes only {camel}")
+        return self
+
+    @property
+    def amount(self) -> float:
+        """The target number for this target type."""
+        value = {
+            "Value": self.value,
+            "AverageValue": self.average_value,
+            "Utilization": self.average_utilization,
+        }[self.type]
+        assert value is not None
+        return value
+
+
+class MetricSpec(Model):
+    producer: ProducerMetricSource | None = None
+    prometheus: PrometheusMetricSource | None = None
+    target: MetricTarget
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> MetricSpec:
+        if (self.producer is None) == (self.prometheus is None):
+            raise ValueError("exactly one of producer, prometheus must be set")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        if self.producer is not None:
+            return f"{self.producer.name}/{self.producer.metric or 'default'}"
+        assert self.prometheus is not None
+        return f"prometheus:{self.prometheus.query}"
+
+
+class ScalingPolicy(Model):
+    type: Literal["Pods", "Percent"]
+    value: int = Field(gt=0, le=100000)
+    period_seconds: int = Field(gt=0, le=1800)
+
+
+class ScalingRules(Model):
+    """HPA ``HPAScalingRules`` for one direction."""
+
+    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
+    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    policies: list[ScalingPolicy] | None = Field(default=None, max_length=10)
+    tolerance: float | None = Field(default=None, ge=0, le=10)
+
+    @field_validator("policies")
+    @classmethod
+    def _not_empty(cls, value: list[ScalingPolicy] | None) -> list[ScalingPolicy] | None:
+        if value is not None and not value:
+            raise ValueError("must list at least one policy (or be left out for the default)")
+        return value
+
+
+class Behavior(Model):
+    scale_up: ScalingRules = Field(default_factory=ScalingRules)
+    scale_down: ScalingRules = Field(default_factory=ScalingRules)
+
+
+def default_scale_up() -> ScalingRules:
+    """HPA default: no stabilization; 4 nodes or 100 % per 15 s, whichever is more."""
+    return ScalingRules(
+        stabilization_window_seconds=0,
+        select_policy="Max",
+        policies=[
+            ScalingPolicy(type="Pods", value=4, period_seconds=15),
+            ScalingPolicy(type="Percent", value=100, period_seconds=15),
+        ],
+        tolerance=DEFAULT_TOLERANCE,
+    )
+
+
+def default_scale_down() -> ScalingRules:
+    """HPA default: 300 s stabilization; down by up to 100 % per 15 s."""
+    return ScalingRules(
+        stabilization_window_seconds=300,
+        select_policy="Max",
+        policies=[ScalingPolicy(type="Percent", value=100, period_seconds=15)],
+        tolerance=DEFAULT_TOLERANCE,
+    )
+
+
+class PIDParameters(Model):
+    kp: float = Field(default=1.0, ge=0, le=100)
+    ki: float = Field(default=0.0, ge=0, le=100)
+    kd: float = Field(default=0.0, ge=0, le=100)
+    derivative_filter_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+
+class Algorithm(Model):
+    type: Literal["Proportional", "PID"] = "Proportional"
+    pid: PIDParameters | None = None
+
+    @model_validator(mode="after")
+    def _gains_match_type(self) -> Algorithm:
+        if self.pid is not None and self.type != "PID":
+            raise ValueError("pid gains are only allowed with type PID")
+        return self
+
+
+class Fallback(Model):
+    """What to do when a metric keeps failing (KEDA-style)."""
+
+    failure_threshold: int = Field(default=3, ge=1, le=1000)
+    replicas: int = Field(ge=0, le=100000)
+
+
+class HorizontalAutoscalerSpec(Model):
+    scale_target_ref: ScaleTargetRef
+    min_replicas: int = Field(default=1, ge=0, le=100000)
+    max_replicas: int = Field(ge=1, le=100000)
+    metrics: list[MetricSpec] = Field(min_length=1, max_length=50)
+    behavior: Behavior = Field(default_factory=Behavior)
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    fallback: Fallback | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> HorizontalAutoscalerSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("maxReplicas must be greater than or equal to minReplicas")
+        return self
+
+
+class MetricStatus(Model):
+    name: str
+    value: float | None = None
+    target_type: str
+    target: float
+    recommendation: int | None = None
+    error: str | None = None
+    consecutive_failures: int = 0
+
+
+class RecommendationRecord(Model):
+    time: datetime
+    replicas: int
+
+
+class ScaleEventRecord(Model):
+    time: datetime
+    change: int = Field(description="Signed replica change: positive up, negative down.")
+
+
+class HorizontalAutoscalerStatus(Model):
+    observed_generation: int | None = None
+    current_replicas: int | None = None
+    desired_replicas: int | None = None
+    last_scale_time: datetime | None = None
+    current_metrics: list[MetricStatus] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    # History that the algorithm needs to survive a restart.
+    recommendations: list[RecommendationRecord] = Field(default_factory=list)
+    scale_events: list[ScaleEventRecord] = Field(default_factory=list)
+
+
+class HorizontalAutoscaler(Model):
+    api_version: Literal["autoscaler.dev/v1alpha1"] = GROUP_VERSION
+    kind: Literal["HorizontalAutoscaler"] = "HorizontalAutoscaler"
+    metadata: ObjectMeta
+    spec: HorizontalAutoscalerSpec
+    status: HorizontalAutoscalerStatus | None = None
