@@ -3,9 +3,9 @@
 ::
 
     AutoscalerError
-    ├── SpecError            the input is wrong: report it with its field path, keep running the rest
+    ├── SpecError            the input is wrong: report it with its field path; run the rest
     │   └── NotAvailableError   a valid type whose implementation is not in this build
-    ├── RetryableError       try again later, with capped backoff (throttling, 5xx, timeouts, conflicts)
+    ├── RetryableError       try again later with capped backoff (throttling, 5xx, conflicts)
     └── PermanentError       retrying will not help until something changes (access denied, bad id)
         └── NotFoundError       the referenced object does not exist
 

@@ -112,7 +112,9 @@ class ScheduleSpec(Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from exc
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+            ) from exc
         return value
 
 
@@ -139,7 +141,9 @@ class NodeShape(Model):
 
 
 class PendingCapacitySpec(Model):
-    node_group: str = Field(min_length=1, description="Name of a ScalableNodeGroup (same namespace).")
+    node_group: str = Field(
+        min_length=1, description="Name of a ScalableNodeGroup (same namespace)."
+    )
     node_shape: NodeShape | None = Field(
         default=None, description="Node shape; learned from an existing node when unset."
     )

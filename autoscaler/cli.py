@@ -1,0 +1,147 @@
+"""The ``autoscaler`` command: ``serve``, ``validate`` and ``simulate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from autoscaler.settings import LogSettings, Settings
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(settings: LogSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.json_format:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoscaler", description="Horizontal, metrics-driven autoscaler for node groups."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service")
+    mode = serve.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--config", nargs="+", metavar="PATH", help="spec files or folders (standalone)"
+    )
+    mode.add_argument("--kubernetes", action="store_true", help="read custom resources in-cluster")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8080)")
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-json", action="store_true", help="structured JSON log lines")
+
+    validate = commands.add_parser("validate", help="check spec files; exit 1 on any error")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+
+    simulate = commands.add_parser("simulate", help="replay a workload against the control loop")
+    simulate.add_argument("--scenario", required=True)
+    simulate.add_argument("--config", required=True)
+    simulate.add_argument("--json", action="store_true")
+    simulate.add_argument("--report")
+    return parser
+
+
+def cmd_validate(paths: Sequence[str]) -> int:
+    from autoscaler.config import load_paths
+
+    result = load_paths(paths)
+    for issue in result.issues:
+        print(issue)
+    if result.issues:
+        print(f"{len(result.issues)} problem(s) found", file=sys.stderr)
+        return 1
+    specs = result.specs
+    print(
+        f"ok: {len(specs.node_groups)} node groups, {len(specs.producers)} producers, "
+        f"{len(specs.autoscalers)} autoscalers"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.host:
+        settings.server.host = args.host
+    if args.port is not None:
+        settings.server.port = args.port
+    if args.log_level:
+        settings.log.level = args.log_level
+    if args.log_json:
+        settings.log.json_format = True
+    configure_logging(settings.log)
+    if args.kubernetes:
+        print("autoscaler: --kubernetes mode is not available in this version", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from autoscaler.server import create_app
+    from autoscaler.service import Service
+
+    service = Service(settings, args.config)
+    service.start()
+    config = uvicorn.Config(
+        create_app(service),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    logging.getLogger("autoscaler").info(
+        "serving on http://%s:%d", settings.server.host, settings.server.port
+    )
+
+    def _terminate(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("autoscaler").info("signal %d: shutting down", signum)
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    try:
+        server.run()
+    finally:
+        service.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return cmd_validate(args.paths)
+    if args.command == "serve":
+        return cmd_serve(args)
+    print("autoscaler: simulate is not available in this version", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,852 @@
+"""The control loop: producers → signal store → autoscalers → node groups.
+
+One pass of :meth:`ControlLoop.run_once` does, in order:
+
+1. **Collect** results of backend calls that finished since the last pass (producer observations
+   go into the signal store, which marks the autoscalers reading them as dirty; node-group reads go
+   into the node group's status).
+2. **Observe**: start every producer whose interval has elapsed.
+3. **Decide**: evaluate every autoscaler that is dirty (a signal it reads changed) or due for its
+   periodic resync, with the pure algorithm; record the decision and its reasons.
+4. **Actuate**: reconcile every node group whose desired count changed or whose periodic read is
+   due, through its provider; at most one call in flight per group; failures retried with capped
+   exponential backoff without losing the desired count.
+
+Backend calls run through a :class:`Runner`: a thread pool in the service, inline in tests and in
+the simulator. All time comes from the injected clock. State is only mutated on the loop's own
+thread (``run_once``); backend threads hand results back through a queue and wake the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from autoscaler import registry
+from autoscaler.algorithms import proportional
+from autoscaler.algorithms.types import (
+    Decision,
+    History,
+    MetricInput,
+    Recommendation,
+    ScaleEvent,
+    Step,
+)
+from autoscaler.api import (
+    BackendContext,
+    HorizontalAutoscaler,
+    MetricsProducer,
+    NodeGroupState,
+    Observation,
+    Producer,
+    Provider,
+    ScalableNodeGroup,
+)
+from autoscaler.api.horizontalautoscaler import MetricSpec
+from autoscaler.backoff import backoff_delay
+from autoscaler.clock import to_datetime, to_timestamp
+from autoscaler.conditions import Conditions
+from autoscaler.decisions import DecisionLog, DecisionRecord
+from autoscaler.errors import AutoscalerError, PermanentError, RetryableError
+from autoscaler.settings import LoopSettings
+from autoscaler.store import SignalStore
+
+if TYPE_CHECKING:
+    from autoscaler.config import SpecSet
+
+log = logging.getLogger("autoscaler.loop")
+
+Clock = Callable[[], float]
+ProducerFactory = Callable[[MetricsProducer, BackendContext], Producer]
+ProviderFactory = Callable[[ScalableNodeGroup, BackendContext], Provider]
+#: How many producer intervals a signal may age before it counts as stale (a hung producer).
+STALE_INTERVALS = 3.0
+STALE_GRACE_SECONDS = 30.0
+#: Faster node-group reads while nodes are still provisioning, so readiness shows promptly.
+UNSTABLE_SYNC_SECONDS = 2.0
+
+
+class Runner(Protocol):
+    """Runs backend calls: inline (tests, simulator) or on worker threads (service)."""
+
+    def submit(self, work: Callable[[], None]) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class InlineRunner:
+    """Runs work at once on the caller's thread: deterministic, for tests and the simulator."""
+
+    def submit(self, work: Callable[[], None]) -> None:
+        work()
+
+    def shutdown(self) -> None:
+        return None
+
+
+class ThreadRunner:
+    """Runs work on a bounded thread pool."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backend")
+
+    def submit(self, work: Callable[[], None]) -> None:
+        self._pool.submit(work)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class LoopObserver(Protocol):
+    """Receives timings and outcomes (implemented by the Prometheus self-metrics)."""
+
+    def producer_run(
+        self, producer: str, seconds: float, error: AutoscalerError | None
+    ) -> None: ...
+
+    def provider_call(
+        self, node_group: str, seconds: float, error: AutoscalerError | None
+    ) -> None: ...
+
+    def loop_pass(self, seconds: float) -> None: ...
+
+    def decision(self, record: DecisionRecord) -> None: ...
+
+
+def _translate(exc: Exception) -> AutoscalerError:
+    """Backend bugs and unexpected exceptions become permanent errors with their type name."""
+    if isinstance(exc, AutoscalerError):
+        return exc
+    return PermanentError(f"{type(exc).__name__}: {exc}", code="InternalError")
+
+
+# --------------------------------------------------------------------------- runtime state
+
+
+@dataclass
+class ProducerRuntime:
+    resource: MetricsProducer
+    producer: Producer | None
+    generation: int
+    next_due: float
+    in_flight: bool = False
+    last_time: float | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    error: AutoscalerError | None = None
+    consecutive_failures: int = 0
+    conditions: Conditions = field(default_factory=Conditions)
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource.metadata.namespace}/{self.resource.metadata.name}"
+
+
+@dataclass
+class NodeGroupRuntime:
+    resource: ScalableNodeGroup
+    provider: Provider | None
+    generation: int
+    #: The count the service wants (spec.replicas); None until known.
+    desired: int | None
+    next_sync: float
+    in_flight: bool = False
+    dirty: bool = True
+    observed: NodeGroupState | None = None
+    last_updated: float | None = None
+    attempt: int = 0
+    error: AutoscalerError | None = None
+    conditions: Conditions = field(default_factory=Conditions)
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource.metadata.namespace}/{self.resource.metadata.name}"
+
+
+@dataclass
+class AutoscalerRuntime:
+    resource: HorizontalAutoscaler
+    next_due: float
+    history: History = field(default_factory=History)
+    dirty: bool = True
+    last: Decision | None = None
+    last_time: float | None = None
+    last_scale_time: float | None = None
+    last_recorded: tuple[int, int, int | None, str | None] | None = None
+    conditions: Conditions = field(default_factory=Conditions)
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource.metadata.namespace}/{self.resource.metadata.name}"
+
+    @property
+    def target_key(self) -> str:
+        return f"{self.resource.metadata.namespace}/{self.resource.spec.scale_target_ref.name}"
+
+
+def _history_from_status(resource: HorizontalAutoscaler) -> History:
+    status = resource.status
+    if status is None:
+        return History()
+    return History(
+        recommendations=tuple(
+            Recommendation(to_timestamp(r.time), r.replicas) for r in status.recommendations
+        ),
+        scale_events=tuple(ScaleEvent(to_timestamp(e.time), e.change) for e in status.scale_events),
+    )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class ControlLoop:
+    """Owns the runtime state of every resource and drives it forward in passes."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        settings: LoopSettings | None = None,
+        *,
+        runner: Runner | None = None,
+        decisions: DecisionLog | None = None,
+        observer: LoopObserver | None = None,
+        context: BackendContext | None = None,
+        rng: random.Random | None = None,
+        create_producer: ProducerFactory = registry.create_producer,
+        create_provider: ProviderFactory = registry.create_provider,
+    ) -> None:
+        self.clock = clock
+        self.settings = settings or LoopSettings()
+        self.runner: Runner = runner or InlineRunner()
+        self.decisions = decisions or DecisionLog()
+        self.observer = observer
+        self.context = context or BackendContext(clock=clock)
+        self.store = SignalStore()
+        self.store.subscribe(self._on_signals_changed)
+        self.producers: dict[str, ProducerRuntime] = {}
+        self.node_groups: dict[str, NodeGroupRuntime] = {}
+        self.autoscalers: dict[str, AutoscalerRuntime] = {}
+        self.lock = threading.RLock()
+        self.passes = 0
+        self._rng = rng or random.Random()
+        self._create_producer = create_producer
+        self._create_provider = create_provider
+        self._generation = 0
+        self._completions: deque[Callable[[], None]] = deque()
+        self._wakeup = threading.Event()
+        #: producer key → autoscaler keys that read it
+        self._readers: dict[str, set[str]] = {}
+
+    # ----------------------------------------------------------------- configuration
+
+    def apply(self, specs: SpecSet) -> None:
+        """Reconcile the runtime with a new set of valid specs (start, update, stop objects).
+
+        Unchanged objects keep their state; an autoscaler whose spec changed keeps its history
+        (so an edit does not reset the stabilization windows); a node group keeps its provider
+        unless its type, id or backend options changed.
+        """
+        with self.lock:
+            now = self.clock()
+            self._apply_node_groups(specs.node_groups, now)
+            self._apply_producers(specs.producers, now)
+            self._apply_autoscalers(specs.autoscalers, now)
+            self._readers = {}
+            for rt in self.autoscalers.values():
+                for metric in rt.resource.spec.metrics:
+                    if metric.producer is not None:
+                        producer_key = f"{rt.resource.metadata.namespace}/{metric.producer.name}"
+                        self._readers.setdefault(producer_key, set()).add(rt.key)
+        self.wake()
+
+    def _next_generation(self) -> int:
+        self._generation += 1
+        return self._generation
+
+    def _apply_node_groups(self, wanted: dict[str, ScalableNodeGroup], now: float) -> None:
+        for key in set(self.node_groups) - set(wanted):
+            del self.node_groups[key]
+        for key, resource in wanted.items():
+            current = self.node_groups.get(key)
+            if current is not None and current.resource.spec == resource.spec:
+                continue
+            same_backend = current is not None and (
+                current.resource.spec.model_dump(exclude={"replicas"})
+                == resource.spec.model_dump(exclude={"replicas"})
+            )
+            if current is not None and same_backend:
+                # Only spec.replicas changed in the file: an operator asked for a new count.
+                current.resource = resource
+                if resource.spec.replicas is not None:
+                    current.desired = resource.spec.replicas
+                current.dirty = True
+                continue
+            runtime = NodeGroupRuntime(
+                resource=resource,
+                provider=None,
+                generation=self._next_generation(),
+                desired=resource.spec.replicas,
+                next_sync=now,
+            )
+            try:
+                runtime.provider = self._create_provider(resource, self.context)
+            except Exception as exc:
+                error = _translate(exc)
+                runtime.error = error
+                runtime.conditions.set("Active", "False", error.code, str(error), now)
+                log.error("node group %s cannot start: %s", key, error)
+            self.node_groups[key] = runtime
+
+    def _apply_producers(self, wanted: dict[str, MetricsProducer], now: float) -> None:
+        for key in set(self.producers) - set(wanted):
+            del self.producers[key]
+            self.store.remove(key)
+        for key, resource in wanted.items():
+            current = self.producers.get(key)
+            if current is not None and current.resource.spec == resource.spec:
+                continue
+            runtime = ProducerRuntime(
+                resource=resource, producer=None, generation=self._next_generation(), next_due=now
+            )
+            try:
+                runtime.producer = self._create_producer(resource, self.context)
+            except Exception as exc:
+                error = _translate(exc)
+                runtime.error = error
+                runtime.conditions.set("Active", "False", error.code, str(error), now)
+                log.error("producer %s cannot start: %s", key, error)
+            self.producers[key] = runtime
+
+    def _apply_autoscalers(self, wanted: dict[str, HorizontalAutoscaler], now: float) -> None:
+        for key in set(self.autoscalers) - set(wanted):
+            del self.autoscalers[key]
+        for key, resource in wanted.items():
+            current = self.autoscalers.get(key)
+            if current is None:
+                self.autoscalers[key] = AutoscalerRuntime(
+                    resource=resource, next_due=now, history=_history_from_status(resource)
+                )
+            elif current.resource.spec != resource.spec:
+                current.resource = resource
+                current.dirty = True
+                current.last_recorded = None
+
+    # ----------------------------------------------------------------- running
+
+    def wake(self) -> None:
+        """Ask the loop to run a pass now (thread-safe)."""
+        self._wakeup.set()
+
+    def _complete(self, done: Callable[[], None]) -> None:
+        self._completions.append(done)
+        self.wake()
+
+    def _on_signals_changed(self, producer_key: str) -> None:
+        for autoscaler_key in self._readers.get(producer_key, ()):
+            runtime = self.autoscalers.get(autoscaler_key)
+            if runtime is not None:
+                runtime.dirty = True
+
+    def run_once(self) -> float:
+        """Run one pass (steps 1–4 of the module docstring); return the next due time."""
+        started = time.perf_counter()
+        with self.lock:
+            for _ in range(4):  # inline runners complete at once: settle within this pass
+                self._collect()
+                now = self.clock()
+                self._observe(now)
+                self._collect()
+                self._decide(now)
+                self._actuate(now)
+                if not self._completions:
+                    break
+            self.passes += 1
+            next_due = self._next_due()
+        if self.observer is not None:
+            self.observer.loop_pass(time.perf_counter() - started)
+        return next_due
+
+    def run_forever(self, stop: threading.Event, max_wait: float = 1.0) -> None:
+        """Live mode: run passes until ``stop`` is set, sleeping until the next due time or
+        until woken by a finished backend call or a spec change."""
+        while not stop.is_set():
+            self._wakeup.clear()
+            try:
+                next_due = self.run_once()
+            except Exception:  # a bug must not stop every autoscaler; log it and go on
+                log.exception("control loop pass failed")
+                next_due = self.clock() + max_wait
+            timeout = min(max(next_due - self.clock(), 0.0), max_wait)
+            self._wakeup.wait(timeout)
+
+    def run_until(self, end: float, set_clock: Callable[[float], None]) -> None:
+        """Simulated time: jump the clock from one due time to the next until ``end``."""
+        while True:
+            next_due = self.run_once()
+            if next_due > end:
+                set_clock(end)
+                self.run_once()
+                return
+            set_clock(max(next_due, self.clock()))
+
+    def _next_due(self) -> float:
+        candidates = [math.inf]
+        candidates += [
+            p.next_due for p in self.producers.values() if p.producer and not p.in_flight
+        ]
+        candidates += [a.next_due for a in self.autoscalers.values()]
+        candidates += [
+            g.next_sync for g in self.node_groups.values() if g.provider and not g.in_flight
+        ]
+        return min(candidates)
+
+    def _collect(self) -> None:
+        while self._completions:
+            self._completions.popleft()()
+
+    # ----------------------------------------------------------------- 2. observe
+
+    def _observe(self, now: float) -> None:
+        for runtime in self.producers.values():
+            if runtime.producer is None or runtime.in_flight or runtime.next_due > now:
+                continue
+            runtime.in_flight = True
+            runtime.next_due = now + runtime.resource.spec.interval_seconds
+            self.runner.submit(self._producer_work(runtime, runtime.producer, now))
+
+    def _producer_work(
+        self, runtime: ProducerRuntime, producer: Producer, now: float
+    ) -> Callable[[], None]:
+        key, generation = runtime.key, runtime.generation
+
+        def work() -> None:
+            started = time.perf_counter()
+            observation: Observation | None = None
+            error: AutoscalerError | None = None
+            try:
+                observation = producer.observe(now)
+            except Exception as exc:
+                error = _translate(exc)
+            seconds = time.perf_counter() - started
+            self._complete(
+                lambda: self._producer_done(key, generation, now, observation, error, seconds)
+            )
+
+        return work
+
+    def _producer_done(
+        self,
+        key: str,
+        generation: int,
+        now: float,
+        observation: Observation | None,
+        error: AutoscalerError | None,
+        seconds: float,
+    ) -> None:
+        if self.observer is not None:
+            self.observer.producer_run(key, seconds, error)
+        runtime = self.producers.get(key)
+        if runtime is None or runtime.generation != generation:
+            return  # the producer was removed or replaced meanwhile
+        runtime.in_flight = False
+        if error is not None:
+            runtime.consecutive_failures += 1
+            if runtime.error is None or runtime.error.code != error.code:
+                log.warning("producer %s failed: %s", key, error)
+            runtime.error = error
+            runtime.conditions.set("Active", "False", error.code, str(error), now)
+            self._on_signals_changed(key)  # readers must see the failure
+            return
+        assert observation is not None
+        if runtime.error is not None:
+            log.info("producer %s recovered", key)
+        runtime.error = None
+        runtime.consecutive_failures = 0
+        runtime.last_time = now
+        runtime.status = dict(observation.status)
+        runtime.conditions.set("Active", "True", "Observed", "signals are up to date", now)
+        self.store.put(key, observation.signals)
+
+    # ----------------------------------------------------------------- 3. decide
+
+    def _decide(self, now: float) -> None:
+        for runtime in self.autoscalers.values():
+            if runtime.dirty or runtime.next_due <= now:
+                runtime.dirty = False
+                runtime.next_due = now + self.settings.resync_seconds
+                self._evaluate(runtime, now)
+
+    def _read_metric(self, namespace: str, metric: MetricSpec, now: float) -> MetricInput:
+        name = metric.display_name
+        if metric.producer is None:
+            error = "this metric source is not available in this version"
+            return MetricInput(name, metric.target, None, error, 1)
+        producer_key = f"{namespace}/{metric.producer.name}"
+        producer = self.producers.get(producer_key)
+        if producer is None:
+            return MetricInput(name, metric.target, None, f"producer {producer_key} not found", 1)
+        if producer.error is not None:
+            return MetricInput(
+                name, metric.target, None, str(producer.error), producer.consecutive_failures
+            )
+        signal_name = (
+            metric.producer.metric or registry.DEFAULT_SIGNALS[producer.resource.spec.source]
+        )
+        try:
+            signal = self.store.get(producer_key, signal_name, metric.producer.labels)
+        except AutoscalerError as exc:
+            return MetricInput(name, metric.target, None, str(exc), 1)
+        interval = producer.resource.spec.interval_seconds
+        age = now - signal.timestamp
+        if age > STALE_INTERVALS * interval + STALE_GRACE_SECONDS:
+            return MetricInput(name, metric.target, None, f"signal is stale ({age:.0f}s old)", 1)
+        return MetricInput(name, metric.target, signal.value)
+
+    def _evaluate(self, runtime: AutoscalerRuntime, now: float) -> None:
+        resource = runtime.resource
+        group = self.node_groups.get(runtime.target_key)
+        if group is None or group.desired is None:
+            runtime.conditions.set(
+                "AbleToScale",
+                "False",
+                "WaitingForNodeGroup",
+                f"node group {runtime.target_key} has not reported its size yet",
+                now,
+            )
+            return
+        current = group.desired
+        inputs = [
+            self._read_metric(resource.metadata.namespace, m, now) for m in resource.spec.metrics
+        ]
+        decision = proportional.decide(resource.spec, current, inputs, runtime.history, now)
+        decision = self._apply_group_bounds(decision, group, now)
+        runtime.history = decision.history
+        runtime.last = decision
+        runtime.last_time = now
+        for condition in decision.conditions:
+            runtime.conditions.set(
+                condition.type, condition.status, condition.reason, condition.message, now
+            )
+        if decision.desired_replicas != current:
+            runtime.last_scale_time = now
+            group.desired = decision.desired_replicas
+            group.dirty = True
+        self._record(runtime, group, decision, now)
+
+    def _apply_group_bounds(
+        self, decision: Decision, group: NodeGroupRuntime, now: float
+    ) -> Decision:
+        """Clamp to the node group's own MinSize/MaxSize, known from its last read."""
+        state = group.observed
+        if state is None:
+            return decision
+        desired = decision.desired_replicas
+        bounded = desired
+        if state.max_size is not None and bounded > state.max_size:
+            bounded = state.max_size
+        if state.min_size is not None and bounded < state.min_size:
+            bounded = state.min_size
+        if bounded == desired:
+            return decision
+        message = (
+            f"node group bounds [{state.min_size}, {state.max_size}] limit {desired} → {bounded}"
+        )
+        events = decision.history.scale_events
+        if events and events[-1].time == now:
+            events = events[:-1]
+        if bounded != decision.current_replicas:
+            events = (*events, ScaleEvent(now, bounded - decision.current_replicas))
+        return Decision(
+            current_replicas=decision.current_replicas,
+            desired_replicas=bounded,
+            metrics=decision.metrics,
+            steps=(*decision.steps, Step("nodeGroupBounds", desired, bounded, message)),
+            conditions=decision.conditions,
+            history=History(decision.history.recommendations, events),
+        )
+
+    def _record(
+        self, runtime: AutoscalerRuntime, group: NodeGroupRuntime, decision: Decision, now: float
+    ) -> None:
+        """Keep every change and every change of outcome (not identical repeats) in the trail."""
+        recommendation = max(
+            (m.recommendation for m in decision.metrics if m.recommendation is not None),
+            default=None,
+        )
+        limited_by = decision.steps[-1].rule if decision.steps else None
+        signature = (
+            decision.current_replicas,
+            decision.desired_replicas,
+            recommendation,
+            limited_by,
+        )
+        if not decision.changed and signature == runtime.last_recorded:
+            return
+        runtime.last_recorded = signature
+        direction = (
+            "up"
+            if decision.desired_replicas > decision.current_replicas
+            else "down"
+            if decision.desired_replicas < decision.current_replicas
+            else "none"
+        )
+        record = DecisionRecord(
+            seq=self.decisions.next_seq(),
+            time=now,
+            autoscaler=runtime.key,
+            node_group=group.key,
+            from_replicas=decision.current_replicas,
+            to_replicas=decision.desired_replicas,
+            recommendation=recommendation,
+            limited_by=limited_by,
+            reasons=tuple(decision.reasons),
+            metrics=tuple(
+                {
+                    "name": m.name,
+                    "value": m.value,
+                    "targetType": m.target_type,
+                    "target": m.target,
+                    "recommendation": m.recommendation,
+                    "reason": m.reason,
+                    **({"error": m.error} if m.error else {}),
+                }
+                for m in decision.metrics
+            ),
+            direction=direction,
+        )
+        self.decisions.append(record)
+        log.info(
+            "decision %s: %s %d → %d (%s)",
+            runtime.key,
+            group.key,
+            record.from_replicas,
+            record.to_replicas,
+            "; ".join(record.reasons) or "no change",
+        )
+        if self.observer is not None:
+            self.observer.decision(record)
+
+    # ----------------------------------------------------------------- 4. actuate
+
+    def _actuate(self, now: float) -> None:
+        for group in self.node_groups.values():
+            if group.provider is None or group.in_flight:
+                continue
+            if not group.dirty and group.next_sync > now:
+                continue
+            group.dirty = False
+            group.in_flight = True
+            self.runner.submit(self._provider_work(group, group.provider, group.desired, now))
+
+    def _provider_work(
+        self, group: NodeGroupRuntime, provider: Provider, desired: int | None, now: float
+    ) -> Callable[[], None]:
+        key, generation = group.key, group.generation
+
+        def work() -> None:
+            started = time.perf_counter()
+            state: NodeGroupState | None = None
+            asked: int | None = None
+            error: AutoscalerError | None = None
+            try:
+                state = provider.get_replicas()
+                if desired is not None:
+                    asked = _clamp(desired, state.min_size, state.max_size)
+                    if asked != state.desired:
+                        provider.set_replicas(asked)
+                        state = provider.get_replicas()
+            except Exception as exc:
+                error = _translate(exc)
+            seconds = time.perf_counter() - started
+            self._complete(
+                lambda: self._provider_done(
+                    key, generation, now, desired, asked, state, error, seconds
+                )
+            )
+
+        return work
+
+    def _provider_done(
+        self,
+        key: str,
+        generation: int,
+        now: float,
+        desired: int | None,
+        asked: int | None,
+        state: NodeGroupState | None,
+        error: AutoscalerError | None,
+        seconds: float,
+    ) -> None:
+        if self.observer is not None:
+            self.observer.provider_call(key, seconds, error)
+        group = self.node_groups.get(key)
+        if group is None or group.generation != generation:
+            return
+        group.in_flight = False
+        if error is not None:
+            group.attempt += 1
+            if isinstance(error, RetryableError):
+                delay = backoff_delay(
+                    group.attempt,
+                    self.settings.retry_initial_seconds,
+                    self.settings.retry_max_seconds,
+                    self._rng,
+                )
+            else:
+                delay = self.settings.retry_max_seconds
+            if group.error is None or group.error.code != error.code:
+                log.warning("node group %s: %s (retry in %.1fs)", key, error, delay)
+            group.error = error
+            group.next_sync = now + delay
+            group.conditions.set("Active", "False", error.code, str(error), now)
+            group.conditions.set("AbleToScale", "False", error.code, str(error), now)
+            return
+        assert state is not None
+        if group.error is not None:
+            log.info("node group %s recovered", key)
+        group.error = None
+        group.attempt = 0
+        group.observed = state
+        group.last_updated = now
+        first_read = group.desired is None
+        if group.desired is None:
+            group.desired = state.desired  # adopt the group's current size
+        if group.desired != desired and not first_read:
+            group.dirty = True  # the target moved while the call was in flight
+        group.conditions.set("Active", "True", "Reachable", "the node group answers", now)
+        if asked is not None and desired is not None and asked != desired:
+            group.conditions.set(
+                "AbleToScale",
+                "True",
+                "LimitedByGroupBounds",
+                f"asked for {desired}; the group's bounds [{state.min_size}, {state.max_size}] "
+                f"allow {asked}",
+                now,
+            )
+        else:
+            group.conditions.set(
+                "AbleToScale", "True", "Ready", "the node group accepts a new size", now
+            )
+        if state.stable:
+            group.conditions.set("Stabilized", "True", "Stable", f"{state.ready} nodes ready", now)
+        else:
+            group.conditions.set(
+                "Stabilized",
+                "False",
+                "Scaling",
+                state.message or f"{state.ready} of {state.desired} ready",
+                now,
+            )
+        interval = self.settings.node_group_sync_seconds
+        group.next_sync = now + (
+            min(interval, UNSTABLE_SYNC_SECONDS) if not state.stable else interval
+        )
+        if first_read:
+            for autoscaler in self.autoscalers.values():
+                if autoscaler.target_key == key:
+                    autoscaler.dirty = True
+
+    # ----------------------------------------------------------------- views
+
+    def node_group_view(self, group: NodeGroupRuntime) -> dict[str, Any]:
+        spec = group.resource.spec.to_dict()
+        if group.desired is not None:
+            spec["replicas"] = group.desired
+        state = group.observed
+        status: dict[str, Any] = {"conditions": _conditions(group.conditions)}
+        if state is not None:
+            status.update(
+                replicas=state.ready,
+                desiredReplicas=state.desired,
+                minSize=state.min_size,
+                maxSize=state.max_size,
+            )
+        if group.last_updated is not None:
+            status["lastUpdated"] = to_datetime(group.last_updated).isoformat()
+        return _view(group.resource, spec, status)
+
+    def producer_view(self, runtime: ProducerRuntime) -> dict[str, Any]:
+        status: dict[str, Any] = dict(runtime.status)
+        status["signals"] = [
+            {
+                "name": s.name,
+                "labels": dict(s.labels),
+                "value": s.value,
+                "timestamp": to_datetime(s.timestamp).isoformat(),
+            }
+            for s in self.store.signals(runtime.key)
+        ]
+        if runtime.last_time is not None:
+            status["lastObservedTime"] = to_datetime(runtime.last_time).isoformat()
+        if runtime.error is not None:
+            status["error"] = {"code": runtime.error.code, "message": str(runtime.error)}
+        status["conditions"] = _conditions(runtime.conditions)
+        return _view(runtime.resource, runtime.resource.spec.to_dict(), status)
+
+    def autoscaler_view(self, runtime: AutoscalerRuntime) -> dict[str, Any]:
+        status: dict[str, Any] = {"conditions": _conditions(runtime.conditions)}
+        decision = runtime.last
+        if decision is not None:
+            status.update(
+                currentReplicas=decision.current_replicas,
+                desiredReplicas=decision.desired_replicas,
+                currentMetrics=[
+                    {
+                        "name": m.name,
+                        "value": m.value,
+                        "targetType": m.target_type,
+                        "target": m.target,
+                        "recommendation": m.recommendation,
+                        "reason": m.reason,
+                        **({"error": m.error} if m.error else {}),
+                    }
+                    for m in decision.metrics
+                ],
+                reasons=decision.reasons,
+            )
+        if runtime.last_scale_time is not None:
+            status["lastScaleTime"] = to_datetime(runtime.last_scale_time).isoformat()
+        status["recommendations"] = [
+            {"time": to_datetime(r.time).isoformat(), "replicas": r.replicas}
+            for r in runtime.history.recommendations
+        ]
+        status["scaleEvents"] = [
+            {"time": to_datetime(e.time).isoformat(), "change": e.change}
+            for e in runtime.history.scale_events
+        ]
+        return _view(runtime.resource, runtime.resource.spec.to_dict(), status)
+
+
+def _clamp(value: int, low: int | None, high: int | None) -> int:
+    if high is not None and value > high:
+        value = high
+    if low is not None and value < low:
+        value = low
+    return value
+
+
+def _conditions(conditions: Conditions) -> list[dict[str, Any]]:
+    return [c.to_dict() for c in conditions.as_list()]
+
+
+def _view(
+    resource: ScalableNodeGroup | MetricsProducer | HorizontalAutoscaler,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "namespace": resource.metadata.namespace,
+        "name": resource.metadata.name,
+        "metadata": resource.metadata.to_dict(),
+        "spec": spec,
+        "status": status,
+    }
