@@ -141,7 +141,11 @@ def _read_paths(paths: Sequence[str | Path]) -> tuple[list[tuple[str, str]], lis
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = _yaml_files(path)
+            try:
+                files = _yaml_files(path)
+            except OSError as exc:
+                issues.append(SpecIssue(str(path), 0, "", f"cannot read: {exc.strerror or exc}"))
+                continue
             if not files:
                 issues.append(SpecIssue(str(path), 0, "", "no .yaml or .yml files in this folder"))
         else:
