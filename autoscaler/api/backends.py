@@ -72,9 +72,20 @@ class Provider(Protocol):
         ...
 
 
+def _aws_clients() -> Any:
+    from autoscaler.aws import AWSClients
+
+    return AWSClients()
+
+
 @dataclass(frozen=True, slots=True)
 class BackendContext:
-    """What the service hands every backend factory."""
+    """What the service hands every backend factory.
+
+    ``aws`` is the service's shared :class:`autoscaler.aws.AWSClients` (boto3 is imported only
+    when a backend first asks it for a client).
+    """
 
     clock: Clock
     settings: Any = None
+    aws: Any = field(default_factory=_aws_clients)
