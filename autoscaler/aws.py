@@ -83,7 +83,9 @@ def translate(exc: Exception, action: str) -> AutoscalerError:
         if code in NOT_FOUND_CODES:
             return NotFoundError(message, code=code)
         return PermanentError(message, code=code)
-    if isinstance(exc, botocore_errors.NoCredentialsError | botocore_errors.PartialCredentialsError):
+    if isinstance(
+        exc, botocore_errors.NoCredentialsError | botocore_errors.PartialCredentialsError
+    ):
         return PermanentError(f"{action}: no AWS credentials found", code="NoCredentials")
     if isinstance(exc, botocore_errors.NoRegionError):
         return PermanentError(f"{action}: no AWS region (set AWS_REGION)", code="NoRegion")

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from autoscaler import registry
@@ -181,6 +181,8 @@ class AutoscalerRuntime:
     last_scale_time: float | None = None
     last_recorded: tuple[int, int, int | None, str | None] | None = None
     conditions: Conditions = field(default_factory=Conditions)
+    #: metric index → consecutive evaluations in which its signal was missing or stale
+    failures: dict[int, int] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -487,11 +489,11 @@ class ControlLoop:
         name = metric.display_name
         if metric.producer is None:
             error = "this metric source is not available in this version"
-            return MetricInput(name, metric.target, None, error, 1)
+            return MetricInput(name, metric.target, None, error)
         producer_key = f"{namespace}/{metric.producer.name}"
         producer = self.producers.get(producer_key)
         if producer is None:
-            return MetricInput(name, metric.target, None, f"producer {producer_key} not found", 1)
+            return MetricInput(name, metric.target, None, f"producer {producer_key} not found")
         if producer.error is not None:
             return MetricInput(
                 name, metric.target, None, str(producer.error), producer.consecutive_failures
@@ -502,12 +504,25 @@ class ControlLoop:
         try:
             signal = self.store.get(producer_key, signal_name, metric.producer.labels)
         except AutoscalerError as exc:
-            return MetricInput(name, metric.target, None, str(exc), 1)
+            return MetricInput(name, metric.target, None, str(exc))
         interval = producer.resource.spec.interval_seconds
         age = now - signal.timestamp
         if age > STALE_INTERVALS * interval + STALE_GRACE_SECONDS:
-            return MetricInput(name, metric.target, None, f"signal is stale ({age:.0f}s old)", 1)
+            return MetricInput(name, metric.target, None, f"signal is stale ({age:.0f}s old)")
         return MetricInput(name, metric.target, signal.value)
+
+    @staticmethod
+    def _count_failures(runtime: AutoscalerRuntime, index: int, metric: MetricInput) -> MetricInput:
+        """Failures other than a producer's own errors (a missing or stale signal) count in
+        consecutive evaluations; a producer error counts in the producer's failed runs."""
+        if metric.value is not None:
+            runtime.failures.pop(index, None)
+            return metric
+        if metric.consecutive_failures > 0:
+            return metric
+        count = runtime.failures.get(index, 0) + 1
+        runtime.failures[index] = count
+        return replace(metric, consecutive_failures=count)
 
     def _evaluate(self, runtime: AutoscalerRuntime, now: float) -> None:
         resource = runtime.resource
@@ -522,8 +537,10 @@ class ControlLoop:
             )
             return
         current = group.desired
+        namespace = resource.metadata.namespace
         inputs = [
-            self._read_metric(resource.metadata.namespace, m, now) for m in resource.spec.metrics
+            self._count_failures(runtime, index, self._read_metric(namespace, metric, now))
+            for index, metric in enumerate(resource.spec.metrics)
         ]
         decision = proportional.decide(resource.spec, current, inputs, runtime.history, now)
         decision = self._apply_group_bounds(decision, group, now)
@@ -623,12 +640,12 @@ class ControlLoop:
         )
         self.decisions.append(record)
         log.info(
-            "decision %s: %s %d → %d (%s)",
+            "decision %s: node group %s %d → %d because %s",
             runtime.key,
             group.key,
             record.from_replicas,
             record.to_replicas,
-            "; ".join(record.reasons) or "no change",
+            "; ".join(record.reasons) or "nothing changed",
         )
         if self.observer is not None:
             self.observer.decision(record)

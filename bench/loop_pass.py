@@ -32,8 +32,12 @@ def build(n: int) -> SpecSet:
         groups[f"default/{name}"] = ScalableNodeGroup.model_validate(
             {
                 "metadata": {"name": name},
-                "spec": {"type": "Simulated", "id": name, "replicas": 1,
-                         "simulated": {"provisioningDelaySeconds": 0}},
+                "spec": {
+                    "type": "Simulated",
+                    "id": name,
+                    "replicas": 1,
+                    "simulated": {"provisioningDelaySeconds": 0},
+                },
             }
         )
         producers[f"default/{name}"] = MetricsProducer.model_validate(
@@ -80,7 +84,8 @@ def full_pass(loop: ControlLoop, clock: FakeClock) -> float:
 
 def algorithm_only(specs: SpecSet, now: float) -> float:
     inputs = {
-        key: [MetricInput("m", a.spec.metrics[0].target, 3.0)] for key, a in specs.autoscalers.items()
+        key: [MetricInput("m", a.spec.metrics[0].target, 3.0)]
+        for key, a in specs.autoscalers.items()
     }
     started = time.perf_counter()
     for key, resource in specs.autoscalers.items():
@@ -112,8 +117,16 @@ def main() -> None:
                 "ratio_to_algorithm": round(loop_ms / base_ms, 2) if base_ms else None,
             }
         )
-    print(json.dumps({"machine": platform.platform(), "python": platform.python_version(),
-                      "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "python": platform.python_version(),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

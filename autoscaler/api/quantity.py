@@ -26,13 +26,12 @@ _SUFFIXES: dict[str, float] = {
     "Pi": 2.0**50,
     "Ei": 2.0**60,
 }
-_QUANTITY = re.compile(
-    r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)$"
-)
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_QUANTITY = re.compile(rf"^({_NUMBER})(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)$")
 
 
 def parse_quantity(value: object) -> float:
-    """Parse a Kubernetes quantity; raise ``ValueError`` with a readable message if it is not one."""
+    """Parse a Kubernetes quantity; raise ``ValueError`` with a clear message if it is not one."""
     if isinstance(value, bool):
         raise ValueError("a quantity must be a number or a string such as '500m' or '16Gi'")
     if isinstance(value, int | float):

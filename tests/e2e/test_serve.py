@@ -45,8 +45,16 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "AUTOSCALER_RELOAD__INTERVAL_SECONDS": "0.3"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autoscaler.cli", "serve", "--config", str(config),
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "autoscaler.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(self.port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -140,7 +148,10 @@ def test_the_quickstart_resizes_its_node_group_and_explains_why(
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
     metrics = server.get("/metrics").text
-    assert 'autoscaler_signal_value{labels="",namespace="default",producer="office-hours",signal="replicas"}' in metrics
+    assert (
+        'autoscaler_signal_value{labels="",namespace="default",producer="office-hours",signal="replicas"}'
+        in metrics
+    )
     assert "autoscaler_decisions_total" in metrics
     assert server.get("/").status_code == 200
     assert server.get("/openapi.json").json()["info"]["title"] == "Node autoscaler"
@@ -180,7 +191,9 @@ def test_an_edited_spec_is_reloaded_and_a_bad_edit_keeps_the_last_good_specs(
     assert "invalid spec" in output
 
 
-def test_sigterm_stops_the_service_promptly(serve: Callable[[Path], Server], tmp_path: Path) -> None:
+def test_sigterm_stops_the_service_promptly(
+    serve: Callable[[Path], Server], tmp_path: Path
+) -> None:
     config = tmp_path / "specs.yaml"
     config.write_text(SPEC.format(replicas=2))
     server = serve(config)

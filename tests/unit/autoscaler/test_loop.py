@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from autoscaler.clock import FakeClock
@@ -172,7 +174,7 @@ def test_producers_run_on_their_own_interval(clock: FakeClock, backends: Backend
     loop.run_until(clock() + 60, clock.set)
     calls = backends.producers["p"].calls
     assert len(calls) == 7
-    assert [b - a for a, b in zip(calls, calls[1:], strict=False)] == [10.0] * 6
+    assert [b - a for a, b in itertools.pairwise(calls)] == [10.0] * 6
 
 
 def test_identical_evaluations_are_not_recorded_twice(clock: FakeClock, backends: Backends) -> None:
@@ -210,3 +212,48 @@ def test_the_node_group_view_shows_the_desired_count_as_spec_replicas(
     assert view["namespace"] == "default" and view["name"] == "g"
     assert view["spec"]["replicas"] == 3
     assert view["status"]["replicas"] == 3
+
+
+class _DroppingRunner:
+    """Runs work inline until ``hang`` is set, then drops it (a backend call that never ends)."""
+
+    def __init__(self) -> None:
+        self.hang = False
+
+    def submit(self, work: object) -> None:
+        if not self.hang:
+            work()  # type: ignore[operator]
+
+    def shutdown(self) -> None:
+        return None
+
+
+def test_a_hung_producers_signal_goes_stale_and_counts_toward_the_fallback(
+    clock: FakeClock, backends: Backends
+) -> None:
+    runner = _DroppingRunner()
+    loop = ControlLoop(
+        clock,
+        LoopSettings(),
+        runner=runner,
+        create_producer=backends.create_producer,
+        create_provider=backends.create_provider,
+    )
+    backends.create_producer(schedule_producer(), None).value = 8  # type: ignore[arg-type]
+    loop.apply(
+        _specs(
+            node_group(replicas=2),
+            schedule_producer(),
+            autoscaler(fallback={"failureThreshold": 2, "replicas": 4}),
+        )
+    )
+    loop.run_once()
+    runner.hang = True
+    # Stale after 3 intervals + 30 s = 75 s; then two evaluations 15 s apart reach the threshold.
+    loop.run_until(clock() + 74, clock.set)
+    assert loop.autoscalers["default/a"].last.metrics[0].error is None  # type: ignore[union-attr]
+    assert loop.node_groups["default/g"].desired == 2
+    loop.run_until(clock() + 40, clock.set)
+    last = loop.autoscalers["default/a"].last
+    assert last is not None and "stale" in (last.metrics[0].error or "")
+    assert loop.node_groups["default/g"].desired == 4

@@ -12,9 +12,7 @@ def test_quantities_parse_like_kubernetes(text: object, value: float) -> None:
     assert parse_quantity(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize(
-    "text", ["abc", "1Q", True, None, float("nan"), "inf"], ids=str
-)
+@pytest.mark.parametrize("text", ["abc", "1Q", True, None, float("nan"), "inf"], ids=str)
 def test_non_quantities_are_rejected(text: object) -> None:
     with pytest.raises(ValueError):
         parse_quantity(text)
