@@ -28,8 +28,8 @@ from autoscaler.errors import NotAvailableError
 #: Producer source (the camelCase spec field) → implementation.
 PRODUCERS: dict[str, str | None] = {
     "schedule": "producers.schedule:create",
-    "queue": None,
-    "cloudWatch": None,
+    "queue": "producers.sqs:create",
+    "cloudWatch": "producers.cloudwatch:create",
     "reservedCapacity": None,
     "pendingCapacity": None,
 }
