@@ -62,15 +62,14 @@ spec:
         averageValue: 1
 """
 
-QUEUE_PRODUCER = """\
+RESERVED_CAPACITY_PRODUCER = """\
 apiVersion: autoscaler.dev/v1alpha1
 kind: MetricsProducer
 metadata:
-  name: jobs
+  name: reserved
 spec:
-  queue:
-    type: AWSSQSQueue
-    id: https://sqs.eu-west-1.amazonaws.com/123456789012/jobs
+  reservedCapacity:
+    nodeSelector: {}
 """
 
 
@@ -595,16 +594,16 @@ def test_two_autoscalers_must_not_target_the_same_node_group() -> None:
     ("documents", "needle", "path", "message"),
     [
         (
-            [NODE_GROUP.replace("Simulated", "AWSEKSNodeGroup")],
-            "AWSEKSNodeGroup",
+            [NODE_GROUP.replace("Simulated", "ClusterAPIMachineDeployment")],
+            "ClusterAPIMachineDeployment",
             "spec.type",
-            "node group type AWSEKSNodeGroup is not available yet in this version",
+            "node group type ClusterAPIMachineDeployment is not available yet in this version",
         ),
         (
-            [QUEUE_PRODUCER],
-            "queue:",
-            "spec.queue",
-            "producer source queue is not available yet in this version",
+            [RESERVED_CAPACITY_PRODUCER],
+            "reservedCapacity:",
+            "spec.reservedCapacity",
+            "producer source reservedCapacity is not available yet in this version",
         ),
         (
             [NODE_GROUP, PRODUCER, AUTOSCALER + "  algorithm:\n    type: PID\n"],
@@ -625,7 +624,7 @@ def test_two_autoscalers_must_not_target_the_same_node_group() -> None:
             "prometheus metric source is not available yet in this version",
         ),
     ],
-    ids=["EKS node group", "SQS queue", "PID algorithm", "prometheus metric"],
+    ids=["Cluster API node group", "reserved capacity", "PID algorithm", "prometheus metric"],
 )
 def test_types_not_available_yet_are_reported_and_left_out(
     documents: list[str], needle: str, path: str, message: str
