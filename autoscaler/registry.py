@@ -37,8 +37,8 @@ PRODUCERS: dict[str, str | None] = {
 #: Provider ``spec.type`` → implementation.
 PROVIDERS: dict[str, str | None] = {
     "Simulated": "providers.simulated:create",
-    "AWSEC2AutoScalingGroup": None,
-    "AWSEKSNodeGroup": None,
+    "AWSEC2AutoScalingGroup": "providers.aws_asg:create",
+    "AWSEKSNodeGroup": "providers.aws_eks:create",
     "ClusterAPIMachineDeployment": None,
 }
 
