@@ -17,6 +17,7 @@ The AWS error code is kept as the error's ``code`` so it shows in conditions.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -130,6 +131,8 @@ class AWSClients:
                 retries={"mode": "standard", "max_attempts": 2},
                 user_agent_extra="node-autoscaler",
             )
-            created = self._session.client(service, region_name=region, config=config)
+            # boto3 reads AWS_DEFAULT_REGION only; other AWS SDKs read AWS_REGION first.
+            region_name = region or os.environ.get("AWS_REGION") or None
+            created = self._session.client(service, region_name=region_name, config=config)
             self._clients[key] = created
             return created

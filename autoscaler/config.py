@@ -60,8 +60,8 @@ from autoscaler.api import (
     ScalableNodeGroup,
     key_of,
 )
-from autoscaler.errors import NotAvailableError
-from autoscaler.registry import check_producer_available, check_provider_available
+from autoscaler.errors import SpecError
+from autoscaler.registry import validate_producer, validate_provider
 
 #: Most YAML nodes one document may expand to (after aliases) before it is refused.
 MAX_NODES = 100_000
@@ -557,13 +557,14 @@ def _cross_check(candidates: Sequence[_Candidate]) -> tuple[SpecSet, list[SpecIs
 
 
 def _availability_problems(resource: Resource) -> list[Problem]:
-    """Types and features the models accept but this build cannot run."""
+    """Types and features the models accept but this build cannot run, and values only the
+    backend can judge (such as the form of an AWS id)."""
     try:
         if isinstance(resource, ScalableNodeGroup):
-            check_provider_available(resource)
+            validate_provider(resource)
         elif isinstance(resource, MetricsProducer):
-            check_producer_available(resource)
-    except NotAvailableError as exc:
+            validate_producer(resource)
+    except SpecError as exc:
         return [(parse_path(exc.path), exc.message)]
     if isinstance(resource, HorizontalAutoscaler):
         return _autoscaler_features_not_yet_available(resource.spec)

@@ -722,7 +722,8 @@ class ControlLoop:
                 log.warning("node group %s: %s (retry in %.1fs)", key, error, delay)
             group.error = error
             group.next_sync = now + delay
-            group.conditions.set("Active", "False", error.code, str(error), now)
+            if not isinstance(error, RetryableError):  # a transient error leaves Active alone
+                group.conditions.set("Active", "False", error.code, str(error), now)
             group.conditions.set("AbleToScale", "False", error.code, str(error), now)
             return
         assert state is not None

@@ -6,7 +6,10 @@ API but whose backend is not in this build maps to ``None`` and fails validation
 :class:`~autoscaler.errors.NotAvailableError`.
 
 A factory is called as ``factory(resource, context)`` with the validated resource model and a
-:class:`~autoscaler.api.BackendContext`, and returns a ``Producer`` or a ``Provider``.
+:class:`~autoscaler.api.BackendContext`, and returns a ``Producer`` or a ``Provider``. A backend
+module may also define ``validate(resource)``, which raises a
+:class:`~autoscaler.errors.SpecError` for values only that backend understands (the form of an id);
+``autoscaler validate`` and the spec loader call it without creating any client.
 """
 
 from __future__ import annotations
@@ -75,6 +78,30 @@ def check_provider_available(resource: ScalableNodeGroup) -> None:
             f"node group type {resource.spec.type} is not available yet in this version",
             path="spec.type",
         )
+
+
+def _validate(target: str, resource: MetricsProducer | ScalableNodeGroup) -> None:
+    module = importlib.import_module(target.partition(":")[0])
+    validate = getattr(module, "validate", None)
+    if validate is not None:
+        validate(resource)
+
+
+def validate_producer(resource: MetricsProducer) -> None:
+    """Availability, then the backend's own checks (e.g. the form of a queue id), without
+    creating clients. Raises :class:`~autoscaler.errors.SpecError` with the field path."""
+    check_producer_available(resource)
+    target = PRODUCERS[resource.spec.source]
+    assert target is not None
+    _validate(target, resource)
+
+
+def validate_provider(resource: ScalableNodeGroup) -> None:
+    """Availability, then the backend's own checks (e.g. the form of an ASG ARN)."""
+    check_provider_available(resource)
+    target = PROVIDERS[resource.spec.type]
+    assert target is not None
+    _validate(target, resource)
 
 
 def create_producer(resource: MetricsProducer, context: BackendContext) -> Producer:

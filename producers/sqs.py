@@ -162,7 +162,7 @@ def parse_queue_id(queue_id: str) -> QueueRef:
 
 def _bad_id(queue_id: str, hint: str) -> SpecError:
     return SpecError(
-        f"spec.queue.id: {queue_id!r} is not an SQS queue URL or ARN: {hint}",
+        f"{queue_id!r} is not an SQS queue URL or ARN: {hint}",
         path="spec.queue.id",
     )
 
@@ -385,6 +385,12 @@ class SQSQueueProducer:
         if age < 0:
             raise PermanentError(f"{action}: the age {age} is negative", code=MALFORMED)
         return age
+
+
+def validate(resource: MetricsProducer) -> None:
+    """Check the form of ``spec.queue.id`` without calling AWS (used by ``autoscaler validate``)."""
+    if resource.spec.queue is not None:
+        parse_queue_id(resource.spec.queue.id)
 
 
 def create(resource: MetricsProducer, context: BackendContext) -> SQSQueueProducer:

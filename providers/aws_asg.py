@@ -286,6 +286,11 @@ class AutoScalingGroup:
             raise translate(exc, f"SetDesiredCapacity on {self.name}") from exc
 
 
+def validate(resource: ScalableNodeGroup) -> None:
+    """Check the form of ``spec.id`` without calling AWS (used by ``autoscaler validate``)."""
+    parse_group_id(resource.spec.id)
+
+
 def create(resource: ScalableNodeGroup, context: BackendContext) -> AutoScalingGroup:
     """Build the provider for a ScalableNodeGroup of type ``AWSEC2AutoScalingGroup``.
 

@@ -464,6 +464,11 @@ def _describe_errors(errors: Any) -> str:
     return "; ".join(texts) or "no details"
 
 
+def validate(resource: ScalableNodeGroup) -> None:
+    """Check the form of ``spec.id`` without calling AWS (used by ``autoscaler validate``)."""
+    parse_nodegroup_id(resource.spec.id)
+
+
 def create(resource: ScalableNodeGroup, context: BackendContext) -> EKSNodeGroup:
     """Build the provider for a ScalableNodeGroup of type ``AWSEKSNodeGroup``.
 

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -325,31 +325,58 @@ def stabilize(
     scale_down_window: int,
     now: float,
 ) -> Stabilization:
-    """HPA ``stabilizeRecommendationWithBehaviors``.
+    """HPA ``stabilizeRecommendationWithBehaviors``, over recommendations as a step function.
 
-    ``up`` is the minimum of ``recommendation`` and every record newer than
-    ``now − scale_up_window``; ``down`` the maximum over ``now − scale_down_window``. Starting from
-    ``current_replicas``, the result is raised to ``up`` if below it and lowered to ``down`` if
-    above it: a scale-up happens only as far as every recent recommendation agrees, a scale-down
-    only as far as the highest recent recommendation allows. The unstabilized ``recommendation`` is
-    recorded; records older than the longer window are dropped.
+    ``up`` is the minimum of ``recommendation`` and every recommendation in force during the last
+    ``scale_up_window`` seconds; ``down`` the maximum over the last ``scale_down_window`` seconds.
+    Starting from ``current_replicas``, the result is raised to ``up`` if below it and lowered to
+    ``down`` if above it: a scale-up happens only as far as every recent recommendation agrees, a
+    scale-down only as far as the highest recent recommendation allows.
+
+    "In force" includes the newest record from *before* the window: a recommendation holds until
+    the next one replaces it. The HPA re-evaluates every 15 s, so its records are never far
+    apart; this loop evaluates when a signal changes, and an unchanged signal (no new record)
+    must still count as recommending the same thing. A window of 0 looks at nothing recorded.
+
+    The unstabilized ``recommendation`` is recorded; records no longer in force within the
+    longer window are dropped.
     """
-    up_cutoff = now - scale_up_window
-    down_cutoff = now - scale_down_window
-    up = down = recommendation
-    for record in recorded:
-        if record.time > up_cutoff:
-            up = min(up, record.replicas)
-        if record.time > down_cutoff:
-            down = max(down, record.replicas)
+    up = _window_extreme(recommendation, recorded, scale_up_window, now, min)
+    down = _window_extreme(recommendation, recorded, scale_down_window, now, max)
     result = current_replicas
     if result < up:
         result = up
     if result > down:
         result = down
     keep_after = now - max(scale_up_window, scale_down_window)
-    kept = tuple(record for record in recorded if record.time > keep_after)
+    kept = [record for record in recorded if record.time > keep_after]
+    older = [record for record in recorded if record.time <= keep_after]
+    if older and max(scale_up_window, scale_down_window) > 0:
+        kept.insert(0, older[-1])  # still in force at the start of the longer window
     return Stabilization(result, up, down, (*kept, Recommendation(now, recommendation)))
+
+
+def _window_extreme(
+    recommendation: int,
+    recorded: Sequence[Recommendation],
+    window: int,
+    now: float,
+    pick: Callable[[int, int], int],
+) -> int:
+    """min or max of ``recommendation`` and every record in force during the window."""
+    if window <= 0:
+        return recommendation
+    cutoff = now - window
+    result = recommendation
+    in_force_at_cutoff: Recommendation | None = None
+    for record in recorded:
+        if record.time > cutoff:
+            result = pick(result, record.replicas)
+        else:
+            in_force_at_cutoff = record
+    if in_force_at_cutoff is not None:
+        result = pick(result, in_force_at_cutoff.replicas)
+    return result
 
 
 # ----------------------------------------------------------------------------- 4. rate policies

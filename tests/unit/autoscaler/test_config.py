@@ -546,7 +546,7 @@ def test_a_rejected_node_group_leaves_its_autoscaler_dangling() -> None:
 def test_a_pending_capacity_producer_must_name_a_node_group(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(registry.PRODUCERS, "pendingCapacity", "producers.pending:create")
+    monkeypatch.setitem(registry.PRODUCERS, "pendingCapacity", "producers.schedule:create")
     producer = """\
     apiVersion: autoscaler.dev/v1alpha1
     kind: MetricsProducer
@@ -785,3 +785,31 @@ def test_unknown_yaml_tags_are_reported() -> None:
     assert issues_of(result) == [
         (line_of(text, "!vault"), "spec.id", "unsupported YAML tag !vault")
     ]
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "needle"),
+    [
+        (
+            NODE_GROUP.replace("type: Simulated", "type: AWSEC2AutoScalingGroup").replace(
+                "id: ", "id: arn:aws:ec2:nope-", 1
+            ),
+            "spec.id",
+            "Auto Scaling group ARN",
+        ),
+        (
+            NODE_GROUP.replace("type: Simulated", "type: AWSEKSNodeGroup"),
+            "spec.id",
+            "CLUSTER/NODEGROUP",
+        ),
+    ],
+    ids=["malformed ASG ARN", "EKS id without a cluster"],
+)
+def test_backend_specific_ids_are_checked_without_calling_aws(
+    document: str, path: str, needle: str
+) -> None:
+    result = load_text(docs(document))
+
+    assert [issue.path for issue in result.issues] == [path]
+    assert needle in result.issues[0].message
+    assert not result.specs.node_groups

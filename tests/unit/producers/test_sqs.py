@@ -253,8 +253,9 @@ def test_the_client_region_comes_from_the_spec_then_the_id(
 
 
 def test_a_malformed_id_fails_when_the_producer_is_created() -> None:
-    with pytest.raises(SpecError, match=r"spec\.queue\.id"):
+    with pytest.raises(SpecError, match="is not an SQS queue URL or ARN") as info:
         producer(FakeAWS(), id="jobs")
+    assert info.value.path == "spec.queue.id"
 
 
 # --------------------------------------------------------------------------- length

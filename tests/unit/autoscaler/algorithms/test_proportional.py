@@ -456,12 +456,13 @@ def test_a_fallback_step_says_how_often_the_metric_failed() -> None:
         (10, 4, (), 0, 300, 10),
         (2, 10, ((100, 8),), 0, 300, 8),
         (2, 10, ((100, 12),), 0, 300, 10),
-        (2, 10, ((301, 8),), 0, 300, 2),
-        (2, 10, ((300, 8),), 0, 300, 2),
+        (2, 10, ((301, 8),), 0, 300, 8),
+        (2, 10, ((400, 8), (301, 3)), 0, 300, 3),
+        (2, 10, ((300, 8),), 0, 300, 8),
         (2, 10, ((1, 8),), 0, 0, 2),
         (10, 4, ((30, 6),), 60, 300, 6),
         (10, 4, ((30, 3),), 60, 300, 4),
-        (10, 4, ((61, 3),), 60, 300, 10),
+        (10, 4, ((90, 3), (61, 12)), 60, 300, 10),
         (10, 4, ((30, 6), (20, 7), (10, 12)), 60, 300, 6),
         (6, 10, ((200, 9), (100, 7)), 0, 300, 9),
     ],
@@ -469,12 +470,13 @@ def test_a_fallback_step_says_how_often_the_metric_failed() -> None:
         "no history and no scale-up window follows the recommendation",
         "scale-down window keeps the highest recent recommendation",
         "scale-down window holds the current count when a recent one was higher",
-        "records older than the scale-down window are ignored",
-        "a record exactly at the window edge is ignored",
+        "a record from before the scale-down window counts while still in force",
+        "a record superseded before the scale-down window started is ignored",
+        "a record at the window edge is in force for the whole window",
         "a zero scale-down window follows at once",
         "scale-up window keeps the lowest recent recommendation",
         "scale-up window holds the current count when a recent one was lower",
-        "records older than the scale-up window are ignored",
+        "a record superseded before the scale-up window started is ignored",
         "scale-up window takes the minimum of several records",
         "scale-down window takes the maximum of several records",
     ],
@@ -496,7 +498,8 @@ def test_stabilization_records_the_new_recommendation_and_prunes_records_outside
 ):
     recorded = recs((400, 5), (300, 6), (200, 7), (30, 8))
     result = stabilize(3, 10, recorded, 60, 300, NOW)
-    assert result.recommendations == recs((200, 7), (30, 8), (0, 3))
+    # (300, 6) is still in force at the start of the 300 s window; older ones are dropped.
+    assert result.recommendations == recs((300, 6), (200, 7), (30, 8), (0, 3))
     assert (result.up_recommendation, result.down_recommendation) == (3, 8)
 
 
@@ -524,10 +527,19 @@ def test_decide_explains_a_held_scale_up() -> None:
 
 
 def test_a_scale_down_follows_once_the_window_has_passed() -> None:
-    history = History(recs((301, 10)))
+    history = History(recs((400, 10), (350, 2)))
     decision = decide(make_spec(), 10, [metric(8, "AverageValue", 4)], history, NOW)
     assert decision.desired_replicas == 2
-    assert decision.history.recommendations == recs((0, 2))
+    assert decision.history.recommendations == recs((350, 2), (0, 2))
+
+
+def test_a_recommendation_stays_in_force_until_replaced_even_without_new_evaluations() -> None:
+    # The loop evaluates when a signal changes: an unchanged signal recorded once at -301 s
+    # still recommends 10 now, so the 300 s window holds a scale-down.
+    history = History(recs((301, 10)))
+    decision = decide(make_spec(), 10, [metric(8, "AverageValue", 4)], history, NOW)
+    assert decision.desired_replicas == 10
+    assert decision.steps[-1].rule == "stabilization"
 
 
 # ------------------------------------------------------------------------- 4. rate policies
