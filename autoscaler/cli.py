@@ -139,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_validate(args.paths)
     if args.command == "serve":
         return cmd_serve(args)
-    print("autoscaler: simulate is not available in this version", file=sys.stderr)
-    return 2
+    from autoscaler.simulator.run import command
+
+    return command(args.scenario, args.config, json_output=args.json, report=args.report)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,263 @@
+"""The simulation report: one self-contained HTML file with inline SVG plots.
+
+No JavaScript, no external resources (no CDN, no fonts): the file opens anywhere, offline, and
+can be attached to a ticket. Four plots share a time axis (hours since the start of the
+scenario):
+
+1. **Arrivals** (items/s, mean per sample) against the capacity of the ready nodes
+   (``ready × itemsPerSecond``);
+2. **Queue length** (waiting + in flight, largest per sample);
+3. **Oldest waiting item** (seconds, largest per sample) against the SLO line;
+4. **Nodes**: the desired count (the group size, ready + provisioning) and the ready nodes, at
+   the end of each sample. Where they differ, nodes are provisioning.
+
+Every series is drawn as steps, one per sample (``Timeline.sample_seconds``, 60 s by default), so
+nothing is interpolated. Above the plots: the figures and the scenario's parameters.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoscaler.simulator.run import EPOCH, SimulationResult
+from autoscaler.simulator.world import Timeline
+
+WIDTH = 960
+HEIGHT = 190
+LEFT, RIGHT, TOP, BOTTOM = 64, 20, 30, 26
+#: Candidate spacings of time ticks, in seconds.
+_TIME_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400)
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px auto; max-width: 1000px; color: #222; }
+h1 { font-size: 20px; margin-bottom: 4px; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 12px 0 20px; }
+td, th { padding: 3px 12px 3px 0; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.note { color: #666; }
+svg { display: block; margin: 8px 0 16px; }
+svg text { font: 11px system-ui, sans-serif; fill: #444; }
+svg .title { font-size: 13px; font-weight: 600; fill: #222; }
+svg .grid { stroke: #e6e6e6; stroke-width: 1; }
+svg .axis { stroke: #999; stroke-width: 1; }
+footer { color: #666; font-size: 12px; }
+"""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a plot."""
+
+    label: str
+    values: Sequence[float]
+    color: str
+    dashed: bool = False
+    width: float = 1.5
+
+
+def render_report(result: SimulationResult) -> str:
+    """The report as an HTML document."""
+    timeline = result.timeline
+    scenario = result.scenario
+    nodes, slo = scenario.spec.nodes, scenario.spec.slo
+    duration = result.figures.duration_seconds
+    capacity = [ready * nodes.items_per_second for ready in timeline.ready]
+    plots = [
+        _plot(
+            "Arrivals and ready capacity (items/s)",
+            timeline,
+            duration,
+            [
+                Series("arrivals", timeline.arrivals, "#1f77b4"),
+                Series("capacity of ready nodes", capacity, "#2ca02c"),
+            ],
+        ),
+        _plot(
+            "Queue length (waiting + in flight)",
+            timeline,
+            duration,
+            [Series("queue length", timeline.queue, "#9467bd")],
+        ),
+        _plot(
+            "Oldest waiting item (s)",
+            timeline,
+            duration,
+            [
+                Series("oldest item age", timeline.oldest_age, "#ff7f0e"),
+                Series(
+                    f"SLO {slo.max_item_age_seconds:g} s",
+                    [slo.max_item_age_seconds] * len(timeline.times),
+                    "#d62728",
+                    dashed=True,
+                ),
+            ],
+        ),
+        _plot(
+            "Nodes",
+            timeline,
+            duration,
+            [
+                Series("ready", timeline.ready, "#98df8a", width=4.0),
+                Series("desired (ready + provisioning)", timeline.nodes, "#1f77b4"),
+            ],
+        ),
+    ]
+    figures = result.figures.to_dict()
+    rows = "\n".join(
+        f"<tr><th>{html.escape(key)}</th><td class=num>{html.escape(_format(value))}</td></tr>"
+        for key, value in figures.items()
+    )
+    title = f"Simulation: {scenario.name}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class=sub>scenario <code>{html.escape(str(scenario.path))}</code> · config
+<code>{html.escape(result.config)}</code></p>
+<table>
+<tr><th>nodes</th><td>initial {nodes.initial}, startup {nodes.startup_seconds:g} s,
+{nodes.items_per_second:g} items/s per node, bounds [{nodes.min}, {nodes.max}]</td></tr>
+<tr><th>SLO</th><td>an item is late after waiting {slo.max_item_age_seconds:g} s</td></tr>
+<tr><th>simulated</th><td>{_hours(duration)} from 2026-01-05T00:00:00Z (a Monday),
+{timeline.sample_seconds} s per plotted sample</td></tr>
+</table>
+<table>
+{rows}
+</table>
+{"".join(plots)}
+<footer>Generated by <code>autoscaler simulate</code>. Plots show one step per sample: the mean
+arrival rate, the largest queue length and oldest age within the sample, and the node counts
+at its end.
+Simulated time starts at epoch {EPOCH:.0f}.</footer>
+</body>
+</html>
+"""
+
+
+def write_report(result: SimulationResult, path: str | Path) -> None:
+    """Write :func:`render_report` to ``path`` (parent folders are created)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_report(result), encoding="utf-8")
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _hours(seconds: int) -> str:
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def nice_ticks(high: float, most: int = 5) -> list[float]:
+    """Round tick values from 0 to at least ``high``: steps of 1, 2 or 5 × 10^k.
+
+    >>> nice_ticks(37)
+    [0, 10, 20, 30, 40]
+    """
+    if high <= 0 or not math.isfinite(high):
+        return [0, 1]
+    raw = high / most
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    count = math.ceil(high / step - 1e-9)
+    ticks = [i * step for i in range(count + 1)]
+    return [int(tick) if float(tick).is_integer() else round(tick, 10) for tick in ticks]
+
+
+def _time_step(duration: int) -> int:
+    return next((step for step in _TIME_STEPS if duration / step <= 12), _TIME_STEPS[-1])
+
+
+def _plot(title: str, timeline: Timeline, duration: int, series: list[Series]) -> str:
+    """One SVG plot: axes, grid, a legend in the title row, and one step line per series."""
+    inner_w = WIDTH - LEFT - RIGHT
+    inner_h = HEIGHT - TOP - BOTTOM
+    span = max(duration, 1)
+    high = max((max(s.values, default=0.0) for s in series), default=0.0)
+    ticks = nice_ticks(high)
+    top = ticks[-1] or 1
+
+    def x(seconds: float) -> float:
+        return LEFT + inner_w * min(seconds, span) / span
+
+    def y(value: float) -> float:
+        return TOP + inner_h * (1 - value / top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)}">',
+        f'<text class="title" x="{LEFT}" y="16">{html.escape(title)}</text>',
+    ]
+    for tick in ticks:
+        parts.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" '
+            f'y2="{y(tick):.1f}"/>'
+            f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{_format(tick)}</text>'
+        )
+    step = _time_step(span)
+    for moment in range(0, span + 1, step):
+        label = f"{moment // 3600:02d}:{moment % 3600 // 60:02d}"
+        parts.append(
+            f'<line class="grid" x1="{x(moment):.1f}" x2="{x(moment):.1f}" y1="{TOP}" '
+            f'y2="{TOP + inner_h}"/>'
+            f'<text x="{x(moment):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{label}</text>'
+        )
+    parts.append(
+        f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + inner_h}" '
+        f'y2="{TOP + inner_h}"/>'
+    )
+    legend_x = float(WIDTH - RIGHT)
+    for item in reversed(series):
+        text_width = 6.5 * len(item.label)
+        legend_x -= text_width + 30
+        dash = ' stroke-dasharray="5 3"' if item.dashed else ""
+        parts.append(
+            f'<line x1="{legend_x:.0f}" x2="{legend_x + 18:.0f}" y1="12" y2="12" '
+            f'stroke="{item.color}" stroke-width="{max(item.width, 2):g}"{dash}/>'
+            f'<text x="{legend_x + 22:.0f}" y="16">{html.escape(item.label)}</text>'
+        )
+    for item in series:
+        dash = ' stroke-dasharray="5 3"' if item.dashed else ""
+        parts.append(
+            f'<path fill="none" stroke="{item.color}" stroke-width="{item.width:g}"{dash} '
+            f'd="{_steps(timeline, duration, item.values, x, y)}"/>'
+        )
+    parts.append("</svg>\n")
+    return "".join(parts)
+
+
+def _steps(
+    timeline: Timeline,
+    duration: int,
+    values: Sequence[float],
+    x: Callable[[float], float],
+    y: Callable[[float], float],
+) -> str:
+    """An SVG path drawing ``values`` as one horizontal step per sample."""
+    commands: list[str] = []
+    times = timeline.times
+    for index, value in enumerate(values):
+        start = times[index]
+        end = times[index + 1] if index + 1 < len(times) else duration
+        level = y(value)
+        if not commands:
+            commands.append(f"M{x(start):.1f},{level:.1f}")
+        else:
+            commands.append(f"V{level:.1f}")
+        commands.append(f"H{x(end):.1f}")
+    return "".join(commands)
