@@ -660,11 +660,21 @@ class ControlLoop:
                 continue
             group.dirty = False
             group.in_flight = True
-            self.runner.submit(self._provider_work(group, group.provider, group.desired, now))
+            self.runner.submit(
+                self._provider_work(group, group.provider, group.desired, group.observed, now)
+            )
 
     def _provider_work(
-        self, group: NodeGroupRuntime, provider: Provider, desired: int | None, now: float
+        self,
+        group: NodeGroupRuntime,
+        provider: Provider,
+        desired: int | None,
+        known: NodeGroupState | None,
+        now: float,
     ) -> Callable[[], None]:
+        """Read the group and set it when it differs from ``desired``. When the desired count
+        moved away from the last read (``known``), set first, using the bounds already known,
+        and read back afterwards: one round trip less between a decision and its actuation."""
         key, generation = group.key, group.generation
 
         def work() -> None:
@@ -673,6 +683,9 @@ class ControlLoop:
             asked: int | None = None
             error: AutoscalerError | None = None
             try:
+                if desired is not None and known is not None and desired != known.desired:
+                    asked = _clamp(desired, known.min_size, known.max_size)
+                    provider.set_replicas(asked)
                 state = provider.get_replicas()
                 if desired is not None:
                     asked = _clamp(desired, state.min_size, state.max_size)

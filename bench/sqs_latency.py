@@ -130,6 +130,7 @@ def main() -> None:
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
     }
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
@@ -206,6 +207,24 @@ def main() -> None:
     )
 
 
+def drain(sqs: Any, queue_url: str, count: int) -> None:
+    """Receive and delete ``count`` messages (PurgeQueue is limited to once a minute)."""
+    deleted = 0
+    while deleted < count:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if messages:
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+            deleted += len(messages)
+
+
 def run_trials(
     trials: int, sqs: Any, asg: Any, queue_url: str, recorder: Recorder
 ) -> tuple[list[float], list[float], list[float]]:
@@ -240,7 +259,7 @@ def run_trials(
         latencies.append(actuated - sent)
         waits.append(observed - sent)
         overheads.append(actuated - observed)
-        sqs.purge_queue(QueueUrl=queue_url)
+        drain(sqs, queue_url, burst)
         if not wait_until(lambda: desired() == 1, 20):
             raise SystemExit(f"trial {trial}: the group did not scale back to 1")
     return latencies, waits, overheads
