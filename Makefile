@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(BIN)/autoscaler serve --config $(CONFIG)
 
 test: $(STAMP)
+	scripts/install-browser.sh
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

@@ -1,21 +1,80 @@
-"""The read-only HTTP API (OpenAPI at ``/docs``), health probes, ``/metrics`` and the dashboard."""
+"""The read-only HTTP API (OpenAPI at ``/docs``), health probes, ``/metrics`` and the dashboard.
+
+Conventions of every ``/api/v1`` endpoint:
+
+* **Lists** keep the Kubernetes shape ``{"metadata": {...}, "items": [...]}``. ``limit`` asks for a
+  page; when more items follow, ``metadata.continue`` holds an opaque token to pass back as
+  ``continue`` (and ``metadata.remainingItemCount`` how many are left). A token stays valid when
+  objects are added or removed meanwhile: it remembers the last key (or decision) served.
+* **Cheap polling**: JSON responses carry a weak ``ETag``; a request whose ``If-None-Match``
+  matches gets ``304 Not Modified`` without a body. Decisions and history also take ``after``
+  (a sequence number the client already has) so a poll returns only what is new.
+* **Errors** are ``application/problem+json`` (RFC 9457): ``type``, ``title``, ``status``,
+  ``detail``, ``instance``, and ``errors`` for invalid parameters (422).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from http import HTTPStatus
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autoscaler import __version__
 from autoscaler.clock import to_datetime, to_timestamp
 from autoscaler.decisions import DecisionRecord
+from autoscaler.history import AutoscalerPoint, History, HistorySampler, NodeGroupPoint
 from autoscaler.service import Service
 
 PROBLEM_JSON = "application/problem+json"
+#: The dashboard loads only its own files and talks only to this server.
+DASHBOARD_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+KEY_PATTERN = r"^[^/]+/[^/]+$"
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- response models
+
+
+def _omit_none(value: object) -> bool:
+    return value is None
+
+
+class ListMeta(BaseModel):
+    """Kubernetes-style list metadata; both fields are left out on the last page."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    continue_: str | None = Field(
+        default=None,
+        alias="continue",
+        exclude_if=_omit_none,
+        description="Pass as the `continue` query parameter to get the next page.",
+    )
+    remainingItemCount: int | None = Field(
+        default=None, exclude_if=_omit_none, description="Items after this page."
+    )
 
 
 class ObjectView(BaseModel):
@@ -31,6 +90,7 @@ class ObjectView(BaseModel):
 
 
 class ObjectList(BaseModel):
+    metadata: ListMeta = Field(default_factory=ListMeta)
     items: list[ObjectView]
 
 
@@ -47,10 +107,11 @@ class DecisionView(BaseModel):
     reasons: list[str]
     metrics: list[dict[str, Any]]
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class DecisionList(BaseModel):
+    metadata: ListMeta = Field(default_factory=ListMeta)
     items: list[DecisionView]
 
 
@@ -64,6 +125,164 @@ class ConfigIssueView(BaseModel):
 class ConfigStatus(BaseModel):
     valid: bool
     issues: list[ConfigIssueView]
+
+
+class ProbeStatus(BaseModel):
+    status: str = Field(description="`ok` (liveness) or `ready` (readiness).")
+
+
+class MetricPointView(BaseModel):
+    name: str
+    value: float | None = Field(description="The metric's value; null when it failed.")
+    targetType: str = Field(description="Value, AverageValue or Utilization.")
+    target: float = Field(description="The target as written (per replica for AverageValue).")
+    targetLevel: float = Field(
+        description="The value at which the current count is right: "
+        "target × currentReplicas for AverageValue, the target otherwise."
+    )
+
+
+class AutoscalerPointView(BaseModel):
+    seq: int = Field(description="Sample number (shared by every series of one sample).")
+    time: str = Field(description="RFC 3339 time of the sample.")
+    desiredReplicas: int | None
+    currentReplicas: int | None
+    readyReplicas: int | None = Field(description="Ready nodes of the target node group.")
+    minReplicas: int
+    maxReplicas: int
+    metrics: list[MetricPointView]
+
+
+class AutoscalerHistory(BaseModel):
+    autoscaler: str = Field(description="namespace/name.")
+    nodeGroup: str = Field(description="namespace/name of the scale target.")
+    points: list[AutoscalerPointView] = Field(description="Oldest first.")
+
+
+class NodeGroupPointView(BaseModel):
+    seq: int
+    time: str
+    desiredReplicas: int | None = Field(description="The count the service asked for.")
+    readyReplicas: int | None
+
+
+class NodeGroupHistory(BaseModel):
+    nodeGroup: str = Field(description="namespace/name.")
+    points: list[NodeGroupPointView] = Field(description="Oldest first.")
+
+
+class HistoryMeta(BaseModel):
+    intervalSeconds: float = Field(description="Seconds between samples.")
+    retentionSeconds: float = Field(description="Seconds of history kept.")
+    latestSeq: int = Field(description="The latest sample; pass it as `after` to poll.")
+
+
+class HistoryView(BaseModel):
+    metadata: HistoryMeta
+    autoscalers: list[AutoscalerHistory]
+    nodeGroups: list[NodeGroupHistory]
+
+
+class ProblemFieldError(BaseModel):
+    field: str = Field(description="Where: e.g. `query.limit`.")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error as ``application/problem+json`` (RFC 9457)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, exclude_if=_omit_none)
+    errors: list[ProblemFieldError] | None = Field(default=None, exclude_if=_omit_none)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _problem(
+    status: int,
+    detail: str,
+    instance: str | None = None,
+    errors: list[ProblemFieldError] | None = None,
+) -> JSONResponse:
+    problem = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=instance,
+        errors=errors,
+    )
+    return JSONResponse(
+        problem.model_dump(mode="json"), status_code=status, media_type=PROBLEM_JSON
+    )
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error responses (their content is set to Problem in ``_openapi``)."""
+    descriptions = {
+        400: "Bad request (for example an invalid `continue` token or time)",
+        404: "Not found",
+        422: "Invalid parameters",
+        503: "Not healthy or not ready",
+    }
+    return {code: {"description": descriptions[code]} for code in codes}
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """Weak comparison (RFC 9110 §13.1.2) of ``If-None-Match`` against our ETag."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    ours = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == ours for tag in header.split(","))
+
+
+def _cached_json(request: Request, body: bytes, etag: str | None = None) -> Response:
+    """A JSON response with an ETag, or 304 when the client has it already."""
+    if etag is None:
+        etag = f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _model_json(request: Request, model: BaseModel) -> Response:
+    return _cached_json(request, model.model_dump_json(by_alias=True).encode())
+
+
+def _encode_token(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, field: str, kind: type) -> Any:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value = json.loads(raw)[field]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise HTTPException(400, f"continue={token!r} is not a token this server issued") from None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise HTTPException(400, f"continue={token!r} is not a token this server issued")
+    return value
+
+
+def _page(keys: Sequence[str], limit: int | None, token: str | None) -> tuple[list[str], ListMeta]:
+    """The keys of one page of a list sorted by key, and its list metadata."""
+    start = _decode_token(token, "after", str) if token else None
+    remaining = [k for k in keys if start is None or k > start]
+    if limit is None or len(remaining) <= limit:
+        return remaining, ListMeta()
+    page = remaining[:limit]
+    return page, ListMeta(
+        continue_=_encode_token({"after": page[-1]}),
+        remainingItemCount=len(remaining) - limit,
+    )
 
 
 def _decision_view(record: DecisionRecord) -> DecisionView:
@@ -84,118 +303,383 @@ def _decision_view(record: DecisionRecord) -> DecisionView:
     )
 
 
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type=PROBLEM_JSON,
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _autoscaler_point(point: AutoscalerPoint) -> dict[str, Any]:
+    return {
+        "seq": point.seq,
+        "time": to_datetime(point.time).isoformat(),
+        "desiredReplicas": point.desired,
+        "currentReplicas": point.current,
+        "readyReplicas": point.ready,
+        "minReplicas": point.min_replicas,
+        "maxReplicas": point.max_replicas,
+        "metrics": [
+            {
+                "name": m.name,
+                "value": _finite(m.value),
+                "targetType": m.target_type,
+                "target": _finite(m.target),
+                "targetLevel": _finite(m.target_level),
+            }
+            for m in point.metrics
+        ],
+    }
+
+
+def _node_group_point(point: NodeGroupPoint) -> dict[str, Any]:
+    return {
+        "seq": point.seq,
+        "time": to_datetime(point.time).isoformat(),
+        "desiredReplicas": point.desired,
+        "readyReplicas": point.ready,
+    }
+
+
+def _limit_query() -> Any:
+    return Query(default=None, ge=1, le=10_000, description="Page size; all items when absent.")
+
+
+def _continue_query() -> Any:
+    return Query(
+        default=None,
+        alias="continue",
+        description="The `metadata.continue` token of the previous page.",
     )
 
 
-def create_app(service: Service) -> FastAPI:
-    """Build the HTTP application for one service (no module-level app)."""
+def _parse_time(name: str, value: str) -> float:
+    try:
+        return to_timestamp(datetime.fromisoformat(value))
+    except ValueError:
+        raise HTTPException(400, f"{name}={value!r} is not an RFC 3339 time") from None
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def create_app(
+    service: Service, *, history: History | None = None, sample_history: bool = True
+) -> FastAPI:
+    """Build the HTTP application for one service (no module-level app).
+
+    ``history`` keeps the time series the dashboard draws (one point per 5 s for an hour by
+    default). With ``sample_history`` the app samples the loop into it on a timer while it runs
+    (between the app's start-up and shutdown); tests pass False and call ``History.sample``.
+    """
+    loop = service.loop
+    history = history or History(service.clock)
+    sampler = HistorySampler(history, loop) if sample_history else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if sampler is not None:
+            sampler.start()
+        try:
+            yield
+        finally:
+            if sampler is not None:
+                sampler.stop()
+
     app = FastAPI(
         title="Node autoscaler",
         version=__version__,
-        description="Status of node groups, producers, autoscalers and their decisions.",
+        description="Status of node groups, producers, autoscalers and their decisions. "
+        "Errors are `application/problem+json`; JSON responses carry an `ETag` for "
+        "`If-None-Match`; lists page with `limit` and `continue`.",
+        lifespan=lifespan,
     )
-    loop = service.loop
+    app.state.history = history
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    app.mount("/static", StaticFiles(packages=[("autoscaler", "static")]), name="static")
 
-    @app.exception_handler(HTTPException)
-    async def _http_problem(_: Request, exc: HTTPException) -> JSONResponse:
-        return _problem(exc.status_code, str(exc.detail).split(":")[0], str(exc.detail))
+    # ----------------------------------------------------------------- errors
 
-    @app.get("/healthz", tags=["probes"])
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_problem(request: Request, exc: StarletteHTTPException) -> Response:
+        return _problem(exc.status_code, str(exc.detail), request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_problem(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            ProblemFieldError(
+                field=".".join(str(part) for part in error.get("loc", ())),
+                message=str(error.get("msg", "")),
+                type=str(error.get("type", "")),
+            )
+            for error in exc.errors()
+        ]
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
+        return _problem(422, detail, request.url.path, errors)
+
+    @app.exception_handler(Exception)
+    async def _internal_problem(request: Request, _: Exception) -> Response:
+        # Starlette logs the exception after this response is sent.
+        return _problem(500, "an unexpected error occurred; see the service log", request.url.path)
+
+    # ----------------------------------------------------------------- probes and metrics
+
+    @app.get("/healthz", tags=["probes"], response_model=ProbeStatus, responses=_errors(503))
     def healthz() -> Response:
         """Liveness: the control loop and the spec watcher are running."""
         if not service.alive:
-            return _problem(503, "Unhealthy", "a background thread has stopped")
+            return _problem(503, "a background thread has stopped", "/healthz")
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["probes"])
+    @app.get("/readyz", tags=["probes"], response_model=ProbeStatus, responses=_errors(503))
     def readyz() -> Response:
         """Readiness: the specs are loaded and the loop has run at least once."""
         if not service.ready:
-            return _problem(503, "Not ready", "the specs are loading or the loop has not run yet")
+            return _problem(503, "the specs are loading or the loop has not run yet", "/readyz")
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["probes"])
+    @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
     def metrics() -> Response:
         """Self-metrics in the Prometheus text format."""
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # ----------------------------------------------------------------- dashboard
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
         page = resources.files("autoscaler").joinpath("static/index.html").read_text("utf-8")
-        return HTMLResponse(page)
+        return HTMLResponse(
+            page,
+            headers={
+                "Content-Security-Policy": DASHBOARD_CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-cache",
+            },
+        )
 
-    @app.get("/api/v1/horizontalautoscalers", response_model=ObjectList, tags=["resources"])
-    def list_autoscalers() -> ObjectList:
+    # ----------------------------------------------------------------- resources
+
+    def _list(
+        request: Request,
+        objects: dict[str, T],
+        view: Callable[[T], dict[str, Any]],
+        limit: int | None,
+        token: str | None,
+    ) -> Response:
         with loop.lock:
-            items = [loop.autoscaler_view(rt) for _, rt in sorted(loop.autoscalers.items())]
-        return ObjectList.model_validate({"items": items})
+            keys, meta = _page(sorted(objects), limit, token)
+            items = [view(objects[k]) for k in keys]
+        return _model_json(request, ObjectList.model_validate({"metadata": meta, "items": items}))
+
+    @app.get(
+        "/api/v1/horizontalautoscalers",
+        response_model=ObjectList,
+        tags=["resources"],
+        responses=_errors(400, 422),
+    )
+    def list_autoscalers(
+        request: Request,
+        limit: int | None = _limit_query(),
+        continue_: str | None = _continue_query(),
+    ) -> Response:
+        """Every autoscaler with its spec and status, sorted by namespace/name."""
+        return _list(request, loop.autoscalers, loop.autoscaler_view, limit, continue_)
 
     @app.get(
         "/api/v1/horizontalautoscalers/{namespace}/{name}",
         response_model=ObjectView,
         tags=["resources"],
-        responses={404: {"description": "No such autoscaler"}},
+        responses=_errors(404),
     )
-    def get_autoscaler(namespace: str, name: str) -> ObjectView:
+    def get_autoscaler(request: Request, namespace: str, name: str) -> Response:
+        """One autoscaler."""
         with loop.lock:
             runtime = loop.autoscalers.get(f"{namespace}/{name}")
             if runtime is None:
-                raise HTTPException(404, f"Not found: no autoscaler {namespace}/{name}")
-            return ObjectView.model_validate(loop.autoscaler_view(runtime))
+                raise HTTPException(404, f"no autoscaler {namespace}/{name}")
+            view = ObjectView.model_validate(loop.autoscaler_view(runtime))
+        return _model_json(request, view)
 
-    @app.get("/api/v1/metricsproducers", response_model=ObjectList, tags=["resources"])
-    def list_producers() -> ObjectList:
-        with loop.lock:
-            items = [loop.producer_view(rt) for _, rt in sorted(loop.producers.items())]
-        return ObjectList.model_validate({"items": items})
+    @app.get(
+        "/api/v1/metricsproducers",
+        response_model=ObjectList,
+        tags=["resources"],
+        responses=_errors(400, 422),
+    )
+    def list_producers(
+        request: Request,
+        limit: int | None = _limit_query(),
+        continue_: str | None = _continue_query(),
+    ) -> Response:
+        """Every producer with its latest signals, status and error."""
+        return _list(request, loop.producers, loop.producer_view, limit, continue_)
 
-    @app.get("/api/v1/scalablenodegroups", response_model=ObjectList, tags=["resources"])
-    def list_node_groups() -> ObjectList:
-        with loop.lock:
-            items = [loop.node_group_view(rt) for _, rt in sorted(loop.node_groups.items())]
-        return ObjectList.model_validate({"items": items})
+    @app.get(
+        "/api/v1/scalablenodegroups",
+        response_model=ObjectList,
+        tags=["resources"],
+        responses=_errors(400, 422),
+    )
+    def list_node_groups(
+        request: Request,
+        limit: int | None = _limit_query(),
+        continue_: str | None = _continue_query(),
+    ) -> Response:
+        """Every node group: `spec.replicas` asked for, `status.replicas` ready."""
+        return _list(request, loop.node_groups, loop.node_group_view, limit, continue_)
 
-    @app.get("/api/v1/decisions", response_model=DecisionList, tags=["decisions"])
+    # ----------------------------------------------------------------- decisions
+
+    @app.get(
+        "/api/v1/decisions",
+        response_model=DecisionList,
+        tags=["decisions"],
+        responses=_errors(400, 422),
+    )
     def decisions(
+        request: Request,
         autoscaler: str | None = Query(
-            default=None, description="Only this autoscaler (namespace/name)."
+            default=None,
+            pattern=KEY_PATTERN,
+            description="Only this autoscaler (namespace/name).",
         ),
         since: str | None = Query(
             default=None, description="Only decisions at or after this RFC 3339 time."
         ),
         after: int | None = Query(
-            default=None, ge=0, description="Only decisions with seq > after."
+            default=None, ge=0, description="Only decisions with seq > after (cheap polling)."
         ),
-        limit: int = Query(default=100, ge=1, le=10_000),
-    ) -> DecisionList:
+        limit: int = Query(default=100, ge=1, le=10_000, description="Page size."),
+        continue_: str | None = _continue_query(),
+    ) -> Response:
         """The audit trail, newest first."""
-        since_ts: float | None = None
-        if since is not None:
-            from datetime import datetime
+        since_ts = _parse_time("since", since) if since is not None else None
+        log = loop.decisions
+        if continue_ is None:
+            records = log.query(autoscaler, since_ts, after, limit + 1)
+        else:
+            before = _decode_token(continue_, "before", int)
+            records = [
+                r
+                for r in log.query(autoscaler, since_ts, after, max(len(log), 1))
+                if r.seq < before
+            ][: limit + 1]
+        meta = ListMeta()
+        if len(records) > limit:
+            records = records[:limit]
+            meta = ListMeta(continue_=_encode_token({"before": records[-1].seq}))
+        body = DecisionList(metadata=meta, items=[_decision_view(r) for r in records])
+        return _model_json(request, body)
 
-            try:
-                since_ts = to_timestamp(datetime.fromisoformat(since))
-            except ValueError:
-                raise HTTPException(
-                    400, f"Bad request: since={since!r} is not an RFC 3339 time"
-                ) from None
-        records = loop.decisions.query(autoscaler, since_ts, after, limit)
-        return DecisionList(items=[_decision_view(r) for r in records])
+    # ----------------------------------------------------------------- history
+
+    @app.get(
+        "/api/v1/history",
+        response_model=HistoryView,
+        tags=["history"],
+        responses=_errors(404, 422),
+    )
+    def get_history(
+        request: Request,
+        autoscaler: str | None = Query(
+            default=None,
+            pattern=KEY_PATTERN,
+            description="Only this autoscaler (namespace/name) and its node group.",
+        ),
+        node_group: str | None = Query(
+            default=None,
+            alias="nodeGroup",
+            pattern=KEY_PATTERN,
+            description="Only this node group.",
+        ),
+        after: int | None = Query(
+            default=None, ge=0, description="Only points with seq > after (cheap polling)."
+        ),
+    ) -> Response:
+        """Time series sampled by the server (by default every 5 s for the last hour):
+        desired, current and ready replicas and each metric's value and target level."""
+        if autoscaler is not None and not (
+            history.has_autoscaler(autoscaler) or autoscaler in loop.autoscalers
+        ):
+            raise HTTPException(404, f"no autoscaler {autoscaler}")
+        if node_group is not None and not (
+            history.has_node_group(node_group) or node_group in loop.node_groups
+        ):
+            raise HTTPException(404, f"no node group {node_group}")
+        version = history.version
+        query = f"{autoscaler}|{node_group}|{after}"
+        etag = f'W/"h{version}-{hashlib.sha256(query.encode()).hexdigest()[:12]}"'
+        if _etag_matches(request.headers.get("if-none-match"), etag):
+            return _cached_json(request, b"", etag)
+
+        if autoscaler is None and node_group is None:
+            series = history.autoscalers(None, after)
+            groups = history.node_groups(None, after)
+        else:
+            # An autoscaler comes with its node group; a node group alone has no autoscalers.
+            series = history.autoscalers([autoscaler] if autoscaler else [], after)
+            group_keys = [target for _, target, _ in series]
+            groups = history.node_groups(
+                [*group_keys, *([node_group] if node_group else [])], after
+            )
+        body = {
+            "metadata": {
+                "intervalSeconds": history.interval_seconds,
+                "retentionSeconds": history.retention_seconds,
+                "latestSeq": version,
+            },
+            "autoscalers": [
+                {
+                    "autoscaler": key,
+                    "nodeGroup": target,
+                    "points": [_autoscaler_point(p) for p in points],
+                }
+                for key, target, points in series
+            ],
+            "nodeGroups": [
+                {"nodeGroup": key, "points": [_node_group_point(p) for p in points]}
+                for key, points in groups
+            ],
+        }
+        payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        return _cached_json(request, payload, etag)
+
+    # ----------------------------------------------------------------- config
 
     @app.get("/api/v1/config", response_model=ConfigStatus, tags=["config"])
-    def config() -> ConfigStatus:
+    def config(request: Request) -> Response:
         """Problems in the spec files at the last (re)load."""
-        return ConfigStatus(
+        status = ConfigStatus(
             valid=not service.issues,
             issues=[
                 ConfigIssueView(file=i.file, line=i.line, path=i.path, message=i.message)
                 for i in service.issues
             ],
         )
+        return _model_json(request, status)
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with every 4xx/5xx response declared as a Problem."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("500", {"description": "Internal error"})
+            for code, response in responses.items():
+                if code[0] in "45":
+                    response["content"] = problem_content
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
