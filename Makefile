@@ -24,6 +24,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	scripts/install-browser.sh
+	scripts/install-test-servers.sh
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

@@ -580,10 +580,6 @@ def _autoscaler_features_not_yet_available(spec: HorizontalAutoscalerSpec) -> li
     if spec.algorithm.type == "PID":
         path: FieldPath = ("spec", "algorithm", "type")
         problems.append((path, "algorithm PID is not available yet in this version"))
-    for index, metric in enumerate(spec.metrics):
-        if metric.prometheus is not None:
-            path = ("spec", "metrics", index, "prometheus")
-            problems.append((path, "prometheus metric source is not available yet in this version"))
     return problems
 
 

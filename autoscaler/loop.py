@@ -28,9 +28,10 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autoscaler import registry
+from autoscaler import prometheus, registry
 from autoscaler.algorithms import proportional
 from autoscaler.algorithms.types import (
     Decision,
@@ -50,7 +51,7 @@ from autoscaler.api import (
     Provider,
     ScalableNodeGroup,
 )
-from autoscaler.api.horizontalautoscaler import MetricSpec
+from autoscaler.api.horizontalautoscaler import MetricSpec, PrometheusMetricSource
 from autoscaler.backoff import backoff_delay
 from autoscaler.clock import to_datetime, to_timestamp
 from autoscaler.conditions import Conditions
@@ -67,6 +68,7 @@ log = logging.getLogger("autoscaler.loop")
 Clock = Callable[[], float]
 ProducerFactory = Callable[[MetricsProducer, BackendContext], Producer]
 ProviderFactory = Callable[[ScalableNodeGroup, BackendContext], Provider]
+QueryProducerFactory = Callable[[PrometheusMetricSource, BackendContext], Producer]
 #: How many producer intervals a signal may age before it counts as stale (a hung producer).
 STALE_INTERVALS = 3.0
 STALE_GRACE_SECONDS = 30.0
@@ -131,9 +133,14 @@ def _translate(exc: Exception) -> AutoscalerError:
 # --------------------------------------------------------------------------- runtime state
 
 
-@dataclass
-class ProducerRuntime:
-    resource: MetricsProducer
+@dataclass(kw_only=True)
+class SourceRuntime:
+    """Anything the loop observes on an interval: a MetricsProducer (:class:`ProducerRuntime`),
+    or an implicit producer it owns for a prometheus metric source (:mod:`autoscaler.prometheus`).
+    """
+
+    key: str
+    interval_seconds: float
     producer: Producer | None
     generation: int
     next_due: float
@@ -144,9 +151,10 @@ class ProducerRuntime:
     consecutive_failures: int = 0
     conditions: Conditions = field(default_factory=Conditions)
 
-    @property
-    def key(self) -> str:
-        return f"{self.resource.metadata.namespace}/{self.resource.metadata.name}"
+
+@dataclass(kw_only=True)
+class ProducerRuntime(SourceRuntime):
+    resource: MetricsProducer
 
 
 @dataclass
@@ -223,6 +231,7 @@ class ControlLoop:
         rng: random.Random | None = None,
         create_producer: ProducerFactory = registry.create_producer,
         create_provider: ProviderFactory = registry.create_provider,
+        create_query_producer: QueryProducerFactory = prometheus.create,
     ) -> None:
         self.clock = clock
         self.settings = settings or LoopSettings()
@@ -233,6 +242,8 @@ class ControlLoop:
         self.store = SignalStore()
         self.store.subscribe(self._on_signals_changed)
         self.producers: dict[str, ProducerRuntime] = {}
+        #: Implicit producers, one per distinct prometheus metric source (not API resources).
+        self.query_producers: dict[str, SourceRuntime] = {}
         self.node_groups: dict[str, NodeGroupRuntime] = {}
         self.autoscalers: dict[str, AutoscalerRuntime] = {}
         self.lock = threading.RLock()
@@ -240,6 +251,8 @@ class ControlLoop:
         self._rng = rng or random.Random()
         self._create_producer = create_producer
         self._create_provider = create_provider
+        self._create_query_producer = create_query_producer
+        self._prometheus = prometheus.settings_of(self.context)
         self._generation = 0
         self._completions: deque[Callable[[], None]] = deque()
         self._wakeup = threading.Event()
@@ -260,12 +273,12 @@ class ControlLoop:
             self._apply_node_groups(specs.node_groups, now)
             self._apply_producers(specs.producers, now)
             self._apply_autoscalers(specs.autoscalers, now)
+            self._apply_query_producers(now)
             self._readers = {}
             for rt in self.autoscalers.values():
                 for metric in rt.resource.spec.metrics:
-                    if metric.producer is not None:
-                        producer_key = f"{rt.resource.metadata.namespace}/{metric.producer.name}"
-                        self._readers.setdefault(producer_key, set()).add(rt.key)
+                    producer_key = self._source_key(rt.resource.metadata.namespace, metric)
+                    self._readers.setdefault(producer_key, set()).add(rt.key)
         self.wake()
 
     def _next_generation(self) -> int:
@@ -315,16 +328,63 @@ class ControlLoop:
             if current is not None and current.resource.spec == resource.spec:
                 continue
             runtime = ProducerRuntime(
-                resource=resource, producer=None, generation=self._next_generation(), next_due=now
+                resource=resource,
+                producer=None,
+                generation=self._next_generation(),
+                next_due=now,
+                key=key,
+                interval_seconds=resource.spec.interval_seconds,
             )
-            try:
-                runtime.producer = self._create_producer(resource, self.context)
-            except Exception as exc:
-                error = _translate(exc)
-                runtime.error = error
-                runtime.conditions.set("Active", "False", error.code, str(error), now)
-                log.error("producer %s cannot start: %s", key, error)
+            self._start_producer(
+                runtime, partial(self._create_producer, resource, self.context), now
+            )
             self.producers[key] = runtime
+
+    def _apply_query_producers(self, now: float) -> None:
+        """One implicit producer per distinct prometheus metric source the autoscalers read."""
+        wanted: dict[str, PrometheusMetricSource] = {}
+        for rt in self.autoscalers.values():
+            for metric in rt.resource.spec.metrics:
+                if metric.prometheus is not None:
+                    key = self._source_key(rt.resource.metadata.namespace, metric)
+                    wanted[key] = metric.prometheus
+        for key in set(self.query_producers) - set(wanted):
+            del self.query_producers[key]
+            self.store.remove(key)
+        for key, source in wanted.items():
+            if key in self.query_producers:
+                continue
+            runtime = SourceRuntime(
+                producer=None,
+                generation=self._next_generation(),
+                next_due=now,
+                key=key,
+                interval_seconds=self._prometheus.interval_seconds,
+            )
+            create = partial(self._create_query_producer, source, self.context)
+            self._start_producer(runtime, create, now)
+            self.query_producers[key] = runtime
+
+    def _start_producer(
+        self, runtime: SourceRuntime, create: Callable[[], Producer], now: float
+    ) -> None:
+        try:
+            runtime.producer = create()
+        except Exception as exc:
+            error = _translate(exc)
+            runtime.error = error
+            runtime.conditions.set("Active", "False", error.code, str(error), now)
+            log.error("producer %s cannot start: %s", runtime.key, error)
+
+    def _source_key(self, namespace: str, metric: MetricSpec) -> str:
+        """The store key of the producer a metric reads (explicit or implicit)."""
+        if metric.prometheus is not None:
+            return prometheus.source_key(namespace, metric.prometheus, self._prometheus)
+        assert metric.producer is not None
+        return f"{namespace}/{metric.producer.name}"
+
+    def _all_producers(self) -> list[SourceRuntime]:
+        return [*self.producers.values(), *self.query_producers.values()]
 
     def _apply_autoscalers(self, wanted: dict[str, HorizontalAutoscaler], now: float) -> None:
         for key in set(self.autoscalers) - set(wanted):
@@ -400,9 +460,7 @@ class ControlLoop:
 
     def _next_due(self) -> float:
         candidates = [math.inf]
-        candidates += [
-            p.next_due for p in self.producers.values() if p.producer and not p.in_flight
-        ]
+        candidates += [p.next_due for p in self._all_producers() if p.producer and not p.in_flight]
         candidates += [a.next_due for a in self.autoscalers.values()]
         candidates += [
             g.next_sync for g in self.node_groups.values() if g.provider and not g.in_flight
@@ -416,15 +474,15 @@ class ControlLoop:
     # ----------------------------------------------------------------- 2. observe
 
     def _observe(self, now: float) -> None:
-        for runtime in self.producers.values():
+        for runtime in self._all_producers():
             if runtime.producer is None or runtime.in_flight or runtime.next_due > now:
                 continue
             runtime.in_flight = True
-            runtime.next_due = now + runtime.resource.spec.interval_seconds
+            runtime.next_due = now + runtime.interval_seconds
             self.runner.submit(self._producer_work(runtime, runtime.producer, now))
 
     def _producer_work(
-        self, runtime: ProducerRuntime, producer: Producer, now: float
+        self, runtime: SourceRuntime, producer: Producer, now: float
     ) -> Callable[[], None]:
         key, generation = runtime.key, runtime.generation
 
@@ -454,7 +512,7 @@ class ControlLoop:
     ) -> None:
         if self.observer is not None:
             self.observer.producer_run(key, seconds, error)
-        runtime = self.producers.get(key)
+        runtime: SourceRuntime | None = self.producers.get(key) or self.query_producers.get(key)
         if runtime is None or runtime.generation != generation:
             return  # the producer was removed or replaced meanwhile
         runtime.in_flight = False
@@ -487,25 +545,29 @@ class ControlLoop:
 
     def _read_metric(self, namespace: str, metric: MetricSpec, now: float) -> MetricInput:
         name = metric.display_name
-        if metric.producer is None:
-            error = "this metric source is not available in this version"
-            return MetricInput(name, metric.target, None, error)
-        producer_key = f"{namespace}/{metric.producer.name}"
-        producer = self.producers.get(producer_key)
+        producer_key = self._source_key(namespace, metric)
+        producer: SourceRuntime | None = (
+            self.query_producers.get(producer_key)
+            if metric.prometheus is not None
+            else self.producers.get(producer_key)
+        )
         if producer is None:
             return MetricInput(name, metric.target, None, f"producer {producer_key} not found")
         if producer.error is not None:
             return MetricInput(
                 name, metric.target, None, str(producer.error), producer.consecutive_failures
             )
-        signal_name = (
-            metric.producer.metric or registry.DEFAULT_SIGNALS[producer.resource.spec.source]
-        )
+        signal_name: str = prometheus.SIGNAL
+        labels: dict[str, str] = {}
+        if metric.producer is not None and isinstance(producer, ProducerRuntime):
+            source = producer.resource.spec.source
+            signal_name = metric.producer.metric or registry.DEFAULT_SIGNALS[source]
+            labels = metric.producer.labels
         try:
-            signal = self.store.get(producer_key, signal_name, metric.producer.labels)
+            signal = self.store.get(producer_key, signal_name, labels)
         except AutoscalerError as exc:
             return MetricInput(name, metric.target, None, str(exc))
-        interval = producer.resource.spec.interval_seconds
+        interval = producer.interval_seconds
         age = now - signal.timestamp
         if age > STALE_INTERVALS * interval + STALE_GRACE_SECONDS:
             return MetricInput(name, metric.target, None, f"signal is stale ({age:.0f}s old)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,45 @@ class DecisionSettings(BaseModel):
     max_records: int = Field(default=10_000, ge=1, description="Decisions kept in memory.")
 
 
+class PrometheusSettings(BaseModel):
+    """The Prometheus server that ``prometheus: {query}`` metric sources query."""
+
+    url: str | None = Field(
+        default=None,
+        description="Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090 "
+        "(a metric's serverUrl overrides it).",
+    )
+    interval_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="Seconds between two runs of one query."
+    )
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds one query may take (connect and read)."
+    )
+    bearer_token_file: str | None = Field(
+        default=None, description="File whose content is sent as a bearer token (re-read often)."
+    )
+    username: str | None = Field(default=None, description="Basic auth user name.")
+    password_file: str | None = Field(
+        default=None, description="File holding the basic auth password (re-read often)."
+    )
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the CAs that sign the server's certificate."
+    )
+    insecure_skip_verify: bool = Field(
+        default=False, description="Do not verify the server's TLS certificate (tests only)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_auth(self) -> PrometheusSettings:
+        if self.password_file is not None and self.username is None:
+            raise ValueError("prometheus.password_file needs prometheus.username")
+        if self.bearer_token_file is not None and self.username is not None:
+            raise ValueError(
+                "set either a bearer token file or basic auth for Prometheus, not both"
+            )
+        return self
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=False, description="One JSON object per log line.")
@@ -53,3 +92,4 @@ class Settings(BaseSettings):
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)

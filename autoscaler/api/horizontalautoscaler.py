@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -40,6 +41,17 @@ class PrometheusMetricSource(Model):
 
     query: str = Field(min_length=1)
     server_url: str | None = Field(default=None, description="Override of the service setting.")
+    when_empty: Literal["Zero", "Fail"] = Field(
+        default="Fail",
+        description="When the query returns no sample, or NaN or ±Inf: use 0, or fail the metric.",
+    )
+
+    @field_validator("server_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/?#]+(/\S*)?$", value):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
 
 
 class MetricTarget(Model):

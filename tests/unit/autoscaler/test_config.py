@@ -611,20 +611,8 @@ def test_two_autoscalers_must_not_target_the_same_node_group() -> None:
             "spec.algorithm.type",
             "algorithm PID is not available yet in this version",
         ),
-        (
-            [
-                NODE_GROUP,
-                AUTOSCALER.replace(
-                    "    - producer:\n        name: office-hours\n",
-                    "    - prometheus:\n        query: sum(jobs)\n",
-                ),
-            ],
-            "prometheus:",
-            "spec.metrics[0].prometheus",
-            "prometheus metric source is not available yet in this version",
-        ),
     ],
-    ids=["Cluster API node group", "reserved capacity", "PID algorithm", "prometheus metric"],
+    ids=["Cluster API node group", "reserved capacity", "PID algorithm"],
 )
 def test_types_not_available_yet_are_reported_and_left_out(
     documents: list[str], needle: str, path: str, message: str
