@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from pydantic import ValidationError
+
 from autoscaler.settings import LogSettings, Settings
 
 
@@ -87,7 +89,13 @@ def cmd_validate(paths: Sequence[str]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "__".join(str(part).upper() for part in error["loc"])
+            print(f"autoscaler: setting AUTOSCALER_{field}: {error['msg']}", file=sys.stderr)
+        return 2
     if args.host:
         settings.server.host = args.host
     if args.port is not None:

@@ -208,3 +208,17 @@ def test_the_service_binds_loopback_by_default() -> None:
 
     assert Settings().server.host == "127.0.0.1"
     assert Settings().server.port == 8080
+
+
+def test_an_invalid_setting_stops_the_start_with_the_variable_named() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "autoscaler.cli", "serve", "--config", "examples/quickstart.yaml"],
+        cwd=ROOT,
+        env={**os.environ, "AUTOSCALER_LOOP__WORKERS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "AUTOSCALER_LOOP__WORKERS" in result.stderr
+    assert "Traceback" not in result.stderr
