@@ -577,9 +577,6 @@ def _autoscaler_features_not_yet_available(spec: HorizontalAutoscalerSpec) -> li
     Remove a check here when its feature lands (and the matching test).
     """
     problems: list[Problem] = []
-    if spec.algorithm.type == "PID":
-        path: FieldPath = ("spec", "algorithm", "type")
-        problems.append((path, "algorithm PID is not available yet in this version"))
     return problems
 
 

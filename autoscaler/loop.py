@@ -32,7 +32,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from autoscaler import prometheus, registry
-from autoscaler.algorithms import proportional
+from autoscaler.algorithms import decide_for, history_status, restore_history
 from autoscaler.algorithms.types import (
     Decision,
     History,
@@ -205,12 +205,13 @@ def _history_from_status(resource: HorizontalAutoscaler) -> History:
     status = resource.status
     if status is None:
         return History()
-    return History(
+    history = History(
         recommendations=tuple(
             Recommendation(to_timestamp(r.time), r.replicas) for r in status.recommendations
         ),
         scale_events=tuple(ScaleEvent(to_timestamp(e.time), e.change) for e in status.scale_events),
     )
+    return restore_history(status, history)  # PID state, forecast models
 
 
 # --------------------------------------------------------------------------- the loop
@@ -604,7 +605,8 @@ class ControlLoop:
             self._count_failures(runtime, index, self._read_metric(namespace, metric, now))
             for index, metric in enumerate(resource.spec.metrics)
         ]
-        decision = proportional.decide(resource.spec, current, inputs, runtime.history, now)
+        decide = decide_for(resource.spec)  # Proportional or PID, maybe predictive
+        decision = decide(resource.spec, current, inputs, runtime.history, now)
         decision = self._apply_group_bounds(decision, group, now)
         runtime.history = decision.history
         runtime.last = decision
@@ -642,13 +644,11 @@ class ControlLoop:
             events = events[:-1]
         if bounded != decision.current_replicas:
             events = (*events, ScaleEvent(now, bounded - decision.current_replicas))
-        return Decision(
-            current_replicas=decision.current_replicas,
+        return replace(
+            decision,
             desired_replicas=bounded,
-            metrics=decision.metrics,
             steps=(*decision.steps, Step("nodeGroupBounds", desired, bounded, message)),
-            conditions=decision.conditions,
-            history=History(decision.history.recommendations, events),
+            history=replace(decision.history, scale_events=events),
         )
 
     def _record(
@@ -914,6 +914,7 @@ class ControlLoop:
             {"time": to_datetime(e.time).isoformat(), "change": e.change}
             for e in runtime.history.scale_events
         ]
+        status.update(history_status(runtime.history, decision.forecasts if decision else ()))
         return _view(runtime.resource, runtime.resource.spec.to_dict(), status)
 
 

@@ -13,6 +13,10 @@ from autoscaler.api.quantity import Quantity
 
 #: HPA's default tolerance around the target before any scaling happens.
 DEFAULT_TOLERANCE = 0.1
+#: Default PID gains (``docs/algorithm.md`` explains how they were chosen).
+DEFAULT_PID_KP = 0.2
+DEFAULT_PID_KI = 0.05
+DEFAULT_PID_KD = 0.0
 _SIGNAL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
 
@@ -164,21 +168,117 @@ def default_scale_down() -> ScalingRules:
 
 
 class PIDParameters(Model):
-    kp: float = Field(default=1.0, ge=0, le=100)
-    ki: float = Field(default=0.0, ge=0, le=100)
-    kd: float = Field(default=0.0, ge=0, le=100)
-    derivative_filter_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """Gains of the velocity-form PID (``docs/algorithm.md``, "PID").
+
+    The error of a metric is its usage ratio minus one (``e = r − 1``); the output is a replica
+    count. Per evaluation the output moves by
+    ``S × (kp × Δe + ki × e × dt + kd × Δd)`` replicas, where ``S = max(current, 1)`` and ``d`` is
+    the filtered derivative of the measurement in ratio units per second. ``ki`` must be above 0:
+    the velocity form has no other memory of where the target is.
+    """
+
+    kp: float = Field(
+        default=DEFAULT_PID_KP,
+        ge=0,
+        le=100,
+        description="Proportional gain: replicas per replica per unit change of the error.",
+    )
+    ki: float = Field(
+        default=DEFAULT_PID_KI,
+        ge=0,
+        le=100,
+        description="Integral gain, per second: 1/ki is the time the output takes to close a "
+        "steady error (HPA-like when 1/ki equals the evaluation interval).",
+    )
+    kd: float = Field(
+        default=DEFAULT_PID_KD,
+        ge=0,
+        le=100,
+        description="Derivative gain, in seconds, on the measurement (not the error).",
+    )
+    derivative_filter_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="Time constant of the first-order low-pass filter on the derivative.",
+    )
+
+    @model_validator(mode="after")
+    def _integral_action(self) -> PIDParameters:
+        if self.kp == 0 and self.ki == 0 and self.kd == 0:
+            raise ValueError("all gains are 0: set ki (and optionally kp, kd) above 0")
+        if self.ki == 0:
+            raise ValueError(
+                "ki must be greater than 0: the velocity-form PID needs integral action to find "
+                "the target (with ki 0 it never corrects an error present at the start or "
+                "left by a limit)"
+            )
+        return self
+
+
+class PredictiveScaling(Model):
+    """Scale ahead: forecast each metric ``horizonSeconds`` ahead and never size below it.
+
+    The forecast can only raise the recommendation (``max(current data, forecast)``); it never
+    scales in on its own. See ``docs/algorithm.md``, "Predictive scaling".
+    """
+
+    enabled: bool = True
+    horizon_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="How far ahead, in seconds: the node startup time (request to ready).",
+    )
+    history_seconds: int = Field(
+        default=7 * 86400,
+        ge=3600,
+        le=90 * 86400,
+        description="How long a learned seasonal pattern is remembered, in seconds.",
+    )
+    method: Literal["Auto", "Trend", "Seasonal"] = Field(
+        default="Auto",
+        description="Auto: the method with the lowest measured error at the horizon on this "
+        "signal, persistence (no forecast) included. Trend: Holt's linear trend. Seasonal: the "
+        "learned seasonal profile (Trend until a full period has been seen).",
+    )
+    seasonal_periods_seconds: list[int] = Field(
+        default_factory=lambda: [3600, 86400],
+        min_length=1,
+        max_length=3,
+        description="Periods the seasonal profiles learn, in seconds (hourly and daily).",
+    )
+
+    @field_validator("seasonal_periods_seconds")
+    @classmethod
+    def _periods(cls, value: list[int]) -> list[int]:
+        for period in value:
+            if not 600 <= period <= 7 * 86400:
+                raise ValueError(f"period {period} must be between 600 and 604800 seconds")
+        if len(set(value)) != len(value):
+            raise ValueError("periods must be distinct")
+        return value
 
 
 class Algorithm(Model):
     type: Literal["Proportional", "PID"] = "Proportional"
     pid: PIDParameters | None = None
+    predictive: PredictiveScaling | None = None
 
     @model_validator(mode="after")
     def _gains_match_type(self) -> Algorithm:
         if self.pid is not None and self.type != "PID":
             raise ValueError("pid gains are only allowed with type PID")
         return self
+
+    @property
+    def pid_parameters(self) -> PIDParameters:
+        """The PID gains, defaults filled in when ``pid`` is left out."""
+        return self.pid if self.pid is not None else PIDParameters()
+
+    @property
+    def predictive_enabled(self) -> bool:
+        return self.predictive is not None and self.predictive.enabled
 
 
 class Fallback(Model):
@@ -224,6 +324,76 @@ class ScaleEventRecord(Model):
     change: int = Field(description="Signed replica change: positive up, negative down.")
 
 
+class PIDMetricStatus(Model):
+    """The PID's memory of one metric."""
+
+    name: str
+    error: float
+    measurement: float
+    derivative: float = Field(description="Filtered derivative of the value, per second.")
+    time: datetime
+
+
+class PIDStatus(Model):
+    """The PID controller state, so a restart continues where it stopped."""
+
+    output: float = Field(description="Controller output in replicas (the decision is its ceil).")
+    applied: int = Field(description="The count decided with that output.")
+    time: datetime
+    metrics: list[PIDMetricStatus] = Field(default_factory=list)
+
+
+class SeasonStatus(Model):
+    period_seconds: int = Field(gt=0)
+    bin_seconds: int = Field(gt=0)
+    start: datetime
+    means: list[float | None]
+    weights: list[float]
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SeasonStatus:
+        bins = self.period_seconds // self.bin_seconds
+        if len(self.means) != bins or len(self.weights) != bins:
+            raise ValueError(f"means and weights must have {bins} entries")
+        return self
+
+
+class MethodScoreStatus(Model):
+    method: str
+    error: float
+    weight: float
+
+
+class PendingForecastStatus(Model):
+    time: datetime
+    values: dict[str, float]
+
+
+class ForecastModelStatus(Model):
+    """What predictive scaling learned about one metric."""
+
+    time: datetime
+    horizon_seconds: float
+    last_value: float
+    level: float
+    trend: float
+    seasons: list[SeasonStatus] = Field(default_factory=list)
+    pending: list[PendingForecastStatus] = Field(default_factory=list)
+    scores: list[MethodScoreStatus] = Field(default_factory=list)
+
+
+class ForecastStatus(Model):
+    """The latest forecast of one metric and the model behind it."""
+
+    name: str
+    current: float | None = None
+    value: float | None = Field(default=None, description="Forecast value at the horizon.")
+    horizon_seconds: float | None = None
+    method: str | None = None
+    recommendation: int | None = None
+    model: ForecastModelStatus
+
+
 class HorizontalAutoscalerStatus(Model):
     observed_generation: int | None = None
     current_replicas: int | None = None
@@ -234,6 +404,8 @@ class HorizontalAutoscalerStatus(Model):
     # History that the algorithm needs to survive a restart.
     recommendations: list[RecommendationRecord] = Field(default_factory=list)
     scale_events: list[ScaleEventRecord] = Field(default_factory=list)
+    pid: PIDStatus | None = None
+    forecasts: list[ForecastStatus] = Field(default_factory=list)
 
 
 class HorizontalAutoscaler(Model):

@@ -605,14 +605,8 @@ def test_two_autoscalers_must_not_target_the_same_node_group() -> None:
             "spec.reservedCapacity",
             "producer source reservedCapacity is not available yet in this version",
         ),
-        (
-            [NODE_GROUP, PRODUCER, AUTOSCALER + "  algorithm:\n    type: PID\n"],
-            "type: PID",
-            "spec.algorithm.type",
-            "algorithm PID is not available yet in this version",
-        ),
     ],
-    ids=["Cluster API node group", "reserved capacity", "PID algorithm"],
+    ids=["Cluster API node group", "reserved capacity"],
 )
 def test_types_not_available_yet_are_reported_and_left_out(
     documents: list[str], needle: str, path: str, message: str
