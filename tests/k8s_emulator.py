@@ -65,11 +65,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from urllib.parse import parse_qs
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
@@ -755,7 +758,7 @@ class KubeEmulator:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def api_client(self, token: str | None = None) -> Any:
+    def api_client(self, token: str | None = None) -> ApiClient:
         """A ``kubernetes.client.ApiClient`` for this emulator (global config untouched)."""
         from kubernetes import client
 
@@ -834,8 +837,9 @@ class KubeEmulator:
             else:
                 meta["namespace"] = meta.get("namespace") or "default"
             old = self._bucket(rt, meta.get("namespace")).get(meta["name"])
-            for key in ("uid", "creationTimestamp") if old else ():
-                meta.setdefault(key, old["metadata"][key])
+            if old is not None:  # a replacement keeps the object's identity
+                meta.setdefault("uid", old["metadata"]["uid"])
+                meta.setdefault("creationTimestamp", old["metadata"]["creationTimestamp"])
             self._fill_new_metadata(meta)
             return copy.deepcopy(self._commit(rt, new, old))
 
@@ -961,8 +965,9 @@ class KubeEmulator:
         meta["resourceVersion"] = str(self._next_rv())
         self._bucket(rt, meta.get("namespace"))[meta["name"]] = new
         self._record(_Event(self._rv, rt.key, _ns(new), "MODIFIED" if old else "ADDED", new, old))
-        if served:
-            for stale in [r for r in self._resources.values() if r.key == served[0].key]:
+        if rt.key == CRDS:  # serve exactly the versions the definition now serves
+            key = (new["spec"]["group"], new["spec"]["names"]["plural"])
+            for stale in [r for r in self._resources.values() if r.key == key]:
                 del self._resources[(stale.group, stale.version, stale.plural)]
             for served_rt in served:
                 self.register(served_rt)
@@ -978,9 +983,10 @@ class KubeEmulator:
             self.unregister(obj["spec"]["group"], obj["spec"]["names"]["plural"])
         elif rt.key == ("", "namespaces"):
             for key, store in list(self._store.items()):
-                owner = next(r for r in self._resources.values() if r.key == key)
+                owner = next((r for r in self._resources.values() if r.key == key), None)
                 for child in list(store.get(meta["name"], {}).values()):
-                    self._remove(owner, child)
+                    if owner is not None:
+                        self._remove(owner, child)
         return gone
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -1047,8 +1053,10 @@ class KubeEmulator:
             group, version, rest = "", segs[1], segs[2:]
         elif segs[:1] == ["apis"] and len(segs) > 3:
             group, version, rest = segs[1], segs[2], segs[3:]
-        else:
+        elif h.command == "GET":
             return 200, self._discovery(segs)
+        else:
+            raise ApiError(405, NO_METHOD)
         watch = rest[0] == "watch" or query.get("watch") in ("true", "1")
         rest = rest[1:] if rest[0] == "watch" else rest
         namespace: str | None = None

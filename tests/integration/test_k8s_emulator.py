@@ -18,6 +18,8 @@ import httpx
 import pytest
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client import ApiClient, ApiException
+from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
+from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 from tests.k8s_emulator import CAPI_GROUP, KubeEmulator, Resource, ScaleSubresource, kube
 
@@ -798,6 +800,26 @@ def test_lease_leader_election_sees_conflicts(api: ApiClient) -> None:
     current.spec.holder_identity, current.spec.lease_transitions = "b", 1
     taken = leases.replace_namespaced_lease("autoscaler", "default", current)
     assert (taken.spec.holder_identity, taken.spec.lease_transitions) == ("b", 1)
+
+
+def test_the_clients_own_lease_lock_acquires_renews_and_loses_on_conflict(
+    api: ApiClient,
+) -> None:
+    locks = [LeaseLock("autoscaler", "default", identity) for identity in ("a", "b")]
+    for lock in locks:
+        lock.api_instance = client.CoordinationV1Api(api)  # it defaults to the global client
+    now = datetime.now()  # the election record holds naive local times
+    record = LeaderElectionRecord("a", "15", str(now), str(now))
+    assert locks[0].create("autoscaler", "default", record)
+    assert not locks[1].create("autoscaler", "default", record)
+    found, current = locks[1].get("autoscaler", "default")
+    assert found and current.holder_identity == "a"
+
+    record.renew_time = str(now + timedelta(seconds=5))
+    assert locks[0].update("autoscaler", "default", record)  # renewed
+    record.holder_identity = "b"
+    assert not locks[1].update("autoscaler", "default", record)  # b's copy is stale
+    assert locks[1].get("autoscaler", "default")[1].holder_identity == "a"
 
 
 def test_core_and_events_api_events_are_created_and_listed(api: ApiClient) -> None:
