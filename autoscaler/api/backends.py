@@ -78,14 +78,24 @@ def _aws_clients() -> Any:
     return AWSClients()
 
 
+def _kube_clients() -> Any:
+    from autoscaler.kube import KubeClients
+
+    return KubeClients()
+
+
 @dataclass(frozen=True, slots=True)
 class BackendContext:
     """What the service hands every backend factory.
 
-    ``aws`` is the service's shared :class:`autoscaler.aws.AWSClients` (boto3 is imported only
-    when a backend first asks it for a client).
+    ``aws`` is the service's shared :class:`autoscaler.aws.AWSClients` and ``kube`` its shared
+    :class:`autoscaler.kube.KubeClients` (boto3 and kubernetes are imported only when a backend
+    first asks for a client). ``cluster`` is the watch-fed cache of pods and nodes shared by the
+    cluster producers, created by the service on first use (None until then).
     """
 
     clock: Clock
     settings: Any = None
     aws: Any = field(default_factory=_aws_clients)
+    kube: Any = field(default_factory=_kube_clients)
+    extras: dict[str, Any] = field(default_factory=dict)
