@@ -310,6 +310,8 @@ class MetricStatus(Model):
     target_type: str
     target: float
     recommendation: int | None = None
+    #: Computed, WithinTolerance, Fallback or Failed.
+    reason: str | None = None
     error: str | None = None
     consecutive_failures: int = 0
 
@@ -400,6 +402,8 @@ class HorizontalAutoscalerStatus(Model):
     desired_replicas: int | None = None
     last_scale_time: datetime | None = None
     current_metrics: list[MetricStatus] = Field(default_factory=list)
+    #: The rules that shaped the last decision, in words.
+    reasons: list[str] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
     # History that the algorithm needs to survive a restart.
     recommendations: list[RecommendationRecord] = Field(default_factory=list)

@@ -257,3 +257,19 @@ def test_a_hung_producers_signal_goes_stale_and_counts_toward_the_fallback(
     last = loop.autoscalers["default/a"].last
     assert last is not None and "stale" in (last.metrics[0].error or "")
     assert loop.node_groups["default/g"].desired == 4
+
+
+def test_the_autoscaler_view_status_loads_back_into_the_status_model(
+    clock: FakeClock, backends: Backends
+) -> None:
+    from autoscaler.api.horizontalautoscaler import HorizontalAutoscalerStatus
+
+    loop = _loop(clock, backends)
+    backends.create_producer(schedule_producer(), None).value = 40  # type: ignore[arg-type]
+    loop.apply(_specs(node_group(replicas=2), schedule_producer(), autoscaler()))
+    loop.run_until(clock() + 30, clock.set)
+    status = loop.autoscaler_view(loop.autoscalers["default/a"])["status"]
+    parsed = HorizontalAutoscalerStatus.model_validate(status)
+    assert parsed.desired_replicas == 10
+    assert parsed.reasons and parsed.current_metrics[0].reason == "WithinTolerance"
+    assert parsed.recommendations
