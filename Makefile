@@ -12,6 +12,8 @@ help:
 	@echo "make test   - install test dependencies and run all tests"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - run the benchmarks"
+	@echo "make crds   - regenerate the CRDs from the models"
+	@echo "make manifests - regenerate the CRDs and deploy/manifests from the Helm chart"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/loop_pass.py
+
+# Generated deployment files (deploy/crds, the chart's crds/, deploy/manifests); tests check them.
+.PHONY: crds manifests
+crds: $(STAMP)
+	$(BIN)/python -m autoscaler.crds deploy/crds deploy/helm/node-autoscaler/crds
+
+manifests: crds
+	PYTHON=$(BIN)/python scripts/k8s-tools.sh .tools/bin
+	scripts/render-manifests.sh > deploy/manifests/node-autoscaler.yaml.tmp
+	mv deploy/manifests/node-autoscaler.yaml.tmp deploy/manifests/node-autoscaler.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
