@@ -42,7 +42,7 @@ PROVIDERS: dict[str, str | None] = {
     "Simulated": "providers.simulated:create",
     "AWSEC2AutoScalingGroup": "providers.aws_asg:create",
     "AWSEKSNodeGroup": "providers.aws_eks:create",
-    "ClusterAPIMachineDeployment": None,
+    "ClusterAPIMachineDeployment": "providers.cluster_api:create",
 }
 
 #: The signal a ``producer`` metric reads when it names no ``metric``.

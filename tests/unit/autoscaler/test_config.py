@@ -594,19 +594,13 @@ def test_two_autoscalers_must_not_target_the_same_node_group() -> None:
     ("documents", "needle", "path", "message"),
     [
         (
-            [NODE_GROUP.replace("Simulated", "ClusterAPIMachineDeployment")],
-            "ClusterAPIMachineDeployment",
-            "spec.type",
-            "node group type ClusterAPIMachineDeployment is not available yet in this version",
-        ),
-        (
             [RESERVED_CAPACITY_PRODUCER],
             "reservedCapacity:",
             "spec.reservedCapacity",
             "producer source reservedCapacity is not available yet in this version",
         ),
     ],
-    ids=["Cluster API node group", "reserved capacity"],
+    ids=["reserved capacity"],
 )
 def test_types_not_available_yet_are_reported_and_left_out(
     documents: list[str], needle: str, path: str, message: str
