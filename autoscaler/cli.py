@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default 8080)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--log-json", action="store_true", help="structured JSON log lines")
+    serve.add_argument(
+        "--state-file", metavar="PATH", help="keep autoscaler history across restarts (standalone)"
+    )
 
     validate = commands.add_parser("validate", help="check spec files; exit 1 on any error")
     validate.add_argument("paths", nargs="+", metavar="PATH")
@@ -104,6 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.log.level = args.log_level
     if args.log_json:
         settings.log.json_format = True
+    if args.state_file:
+        settings.state.file = args.state_file
     configure_logging(settings.log)
     if args.kubernetes:
         print("autoscaler: --kubernetes mode is not available in this version", file=sys.stderr)

@@ -51,7 +51,11 @@ from autoscaler.api import (
     Provider,
     ScalableNodeGroup,
 )
-from autoscaler.api.horizontalautoscaler import MetricSpec, PrometheusMetricSource
+from autoscaler.api.horizontalautoscaler import (
+    HorizontalAutoscalerStatus,
+    MetricSpec,
+    PrometheusMetricSource,
+)
 from autoscaler.backoff import backoff_delay
 from autoscaler.clock import to_datetime, to_timestamp
 from autoscaler.conditions import Conditions
@@ -62,6 +66,7 @@ from autoscaler.store import SignalStore
 
 if TYPE_CHECKING:
     from autoscaler.config import SpecSet
+    from autoscaler.state import SavedState
 
 log = logging.getLogger("autoscaler.loop")
 
@@ -202,9 +207,13 @@ class AutoscalerRuntime:
 
 
 def _history_from_status(resource: HorizontalAutoscaler) -> History:
-    status = resource.status
-    if status is None:
+    if resource.status is None:
         return History()
+    return history_from_status(resource.status)
+
+
+def history_from_status(status: HorizontalAutoscalerStatus) -> History:
+    """The algorithm history an autoscaler's status (or a state file) carries."""
     history = History(
         recommendations=tuple(
             Recommendation(to_timestamp(r.time), r.replicas) for r in status.recommendations
@@ -259,8 +268,22 @@ class ControlLoop:
         self._wakeup = threading.Event()
         #: producer key → autoscaler keys that read it
         self._readers: dict[str, set[str]] = {}
+        #: Grows whenever something a state file keeps changed (:mod:`autoscaler.state`).
+        self.state_version = 0
+        #: Saved state to use for the objects of the next :meth:`apply` (see :meth:`restore`).
+        self._saved: SavedState | None = None
 
     # ----------------------------------------------------------------- configuration
+
+    def restore(self, saved: SavedState) -> None:
+        """Start the objects of the next :meth:`apply` from saved state (a state file): the
+        autoscalers' algorithm history, the node groups' desired counts. Call before the first
+        apply; whatever that apply does not use is dropped."""
+        with self.lock:
+            self._saved = saved
+
+    def _state_changed(self) -> None:
+        self.state_version += 1
 
     def apply(self, specs: SpecSet) -> None:
         """Reconcile the runtime with a new set of valid specs (start, update, stop objects).
@@ -280,6 +303,8 @@ class ControlLoop:
                 for metric in rt.resource.spec.metrics:
                     producer_key = self._source_key(rt.resource.metadata.namespace, metric)
                     self._readers.setdefault(producer_key, set()).add(rt.key)
+            self._saved = None
+            self._state_changed()
         self.wake()
 
     def _next_generation(self) -> int:
@@ -308,7 +333,7 @@ class ControlLoop:
                 resource=resource,
                 provider=None,
                 generation=self._next_generation(),
-                desired=resource.spec.replicas,
+                desired=self._saved_desired(key, resource),
                 next_sync=now,
             )
             try:
@@ -319,6 +344,15 @@ class ControlLoop:
                 runtime.conditions.set("Active", "False", error.code, str(error), now)
                 log.error("node group %s cannot start: %s", key, error)
             self.node_groups[key] = runtime
+
+    def _saved_desired(self, key: str, resource: ScalableNodeGroup) -> int | None:
+        """The saved desired count of a new node group, unless ``spec.replicas`` was edited
+        since it was saved (the edit wins); else ``spec.replicas``."""
+        saved = self._saved.node_groups.get(key) if self._saved is not None else None
+        if saved is None or saved.spec_replicas != resource.spec.replicas:
+            return resource.spec.replicas
+        log.info("node group %s: desired count %d restored", key, saved.desired)
+        return saved.desired
 
     def _apply_producers(self, wanted: dict[str, MetricsProducer], now: float) -> None:
         for key in set(self.producers) - set(wanted):
@@ -393,8 +427,12 @@ class ControlLoop:
         for key, resource in wanted.items():
             current = self.autoscalers.get(key)
             if current is None:
+                saved = self._saved.autoscalers.get(key) if self._saved is not None else None
                 self.autoscalers[key] = AutoscalerRuntime(
-                    resource=resource, next_due=now, history=_history_from_status(resource)
+                    resource=resource,
+                    next_due=now,
+                    history=saved.history if saved else _history_from_status(resource),
+                    last_scale_time=saved.last_scale_time if saved else None,
                 )
             elif current.resource.spec != resource.spec:
                 current.resource = resource
@@ -608,6 +646,7 @@ class ControlLoop:
         decide = decide_for(resource.spec)  # Proportional or PID, maybe predictive
         decision = decide(resource.spec, current, inputs, runtime.history, now)
         decision = self._apply_group_bounds(decision, group, now)
+        self._state_changed()
         runtime.history = decision.history
         runtime.last = decision
         runtime.last_time = now
@@ -811,6 +850,7 @@ class ControlLoop:
         first_read = group.desired is None
         if group.desired is None:
             group.desired = state.desired  # adopt the group's current size
+            self._state_changed()
         if group.desired != desired and not first_read:
             group.dirty = True  # the target moved while the call was in flight
         group.conditions.set("Active", "True", "Reachable", "the node group answers", now)
@@ -904,6 +944,14 @@ class ControlLoop:
                 ],
                 reasons=decision.reasons,
             )
+        status.update(self.autoscaler_history(runtime))
+        return _view(runtime.resource, runtime.resource.spec.to_dict(), status)
+
+    @staticmethod
+    def autoscaler_history(runtime: AutoscalerRuntime) -> dict[str, Any]:
+        """The status fields that carry the algorithm history (what a restart needs):
+        ``lastScaleTime``, ``recommendations``, ``scaleEvents``, ``pid``, ``forecasts``."""
+        status: dict[str, Any] = {}
         if runtime.last_scale_time is not None:
             status["lastScaleTime"] = to_datetime(runtime.last_scale_time).isoformat()
         status["recommendations"] = [
@@ -914,8 +962,9 @@ class ControlLoop:
             {"time": to_datetime(e.time).isoformat(), "change": e.change}
             for e in runtime.history.scale_events
         ]
+        decision = runtime.last
         status.update(history_status(runtime.history, decision.forecasts if decision else ()))
-        return _view(runtime.resource, runtime.resource.spec.to_dict(), status)
+        return status
 
 
 def _clamp(value: int, low: int | None, high: int | None) -> int:

@@ -15,6 +15,7 @@ from autoscaler.decisions import DecisionLog
 from autoscaler.loop import ControlLoop, ThreadRunner
 from autoscaler.metrics import Metrics
 from autoscaler.settings import Settings
+from autoscaler.state import StateStore
 
 log = logging.getLogger("autoscaler.service")
 
@@ -52,6 +53,15 @@ class Service:
         )
         self.metrics = Metrics(self.loop)
         self.loop.observer = self.metrics
+        #: The state file, when one is configured (``--state-file``).
+        self.state: StateStore | None = None
+        if settings.state.file:
+            self.state = StateStore(
+                settings.state.file,
+                clock,
+                min_interval_seconds=settings.state.min_interval_seconds,
+                max_age_seconds=settings.state.max_age_seconds,
+            )
         #: Problems found in the spec files at the last (re)load; empty when they are valid.
         self.issues: list[SpecIssue] = []
         self.loaded_once = False
@@ -92,10 +102,15 @@ class Service:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Load the specs and start the loop and the spec watcher on background threads."""
+        """Restore the state file, load the specs, and start the loop, the spec watcher and the
+        state writer on background threads."""
+        if self.state is not None:
+            self.loop.restore(self.state.load())
         self.reload(force=True)
         self._spawn("control-loop", lambda: self.loop.run_forever(self._stop))
         self._spawn("spec-watcher", self._watch)
+        if self.state is not None:
+            self._spawn("state-writer", self._persist)
 
     def _spawn(self, name: str, target: object) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
@@ -109,13 +124,26 @@ class Service:
             except Exception:  # never let the watcher die on an unexpected error
                 log.exception("reloading the spec files failed")
 
+    def _persist(self) -> None:
+        """Write the state file after changes, at most once per ``min_interval_seconds``."""
+        assert self.state is not None
+        tick = self.settings.state.min_interval_seconds / 4
+        while not self._stop.wait(tick):
+            try:
+                self.state.maybe_save(self.loop)
+            except Exception:  # never let the writer die on an unexpected error
+                log.exception("writing the state file failed")
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and the watcher; backend calls in flight are abandoned."""
+        """Stop the loop and the watcher, and write the state file a last time; backend calls
+        in flight are abandoned."""
         self._stop.set()
         self.loop.wake()
         for thread in self._threads:
             thread.join(timeout)
         self.loop.runner.shutdown()
+        if self.state is not None and self.loaded_once:
+            self.state.save(self.loop)
 
     @property
     def ready(self) -> bool:

@@ -79,6 +79,24 @@ class PrometheusSettings(BaseModel):
         return self
 
 
+class StateSettings(BaseModel):
+    """The state file of the standalone service (:mod:`autoscaler.state`)."""
+
+    file: str | None = Field(
+        default=None,
+        description="JSON file keeping the autoscalers' history and the node groups' desired "
+        "counts across restarts (--state-file); unset: nothing is kept.",
+    )
+    min_interval_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="Seconds between two writes of the file at most."
+    )
+    max_age_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds after which saved node-group counts are no longer restored.",
+    )
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=False, description="One JSON object per log line.")
@@ -93,3 +111,4 @@ class Settings(BaseSettings):
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
