@@ -50,6 +50,7 @@ from autoscaler.api import (
     Producer,
     Provider,
     ScalableNodeGroup,
+    Signal,
 )
 from autoscaler.api.horizontalautoscaler import (
     HorizontalAutoscalerStatus,
@@ -79,6 +80,8 @@ STALE_INTERVALS = 3.0
 STALE_GRACE_SECONDS = 30.0
 #: Faster node-group reads while nodes are still provisioning, so readiness shows promptly.
 UNSTABLE_SYNC_SECONDS = 2.0
+#: Largest value/target ratio a metric may have (more is a broken signal, not a workload).
+MAX_RATIO = 1e12
 
 
 class Runner(Protocol):
@@ -530,7 +533,7 @@ class ControlLoop:
             observation: Observation | None = None
             error: AutoscalerError | None = None
             try:
-                observation = producer.observe(now)
+                observation = _checked_observation(producer.observe(now))
             except Exception as exc:
                 error = _translate(exc)
             seconds = time.perf_counter() - started
@@ -580,7 +583,12 @@ class ControlLoop:
             if runtime.dirty or runtime.next_due <= now:
                 runtime.dirty = False
                 runtime.next_due = now + self.settings.resync_seconds
-                self._evaluate(runtime, now)
+                try:
+                    self._evaluate(runtime, now)
+                except Exception as exc:  # a bug must not stop the other autoscalers
+                    log.exception("autoscaler %s: evaluation failed", runtime.key)
+                    message = f"evaluation failed: {type(exc).__name__}: {exc}"
+                    runtime.conditions.set("ScalingActive", "False", "InternalError", message, now)
 
     def _read_metric(self, namespace: str, metric: MetricSpec, now: float) -> MetricInput:
         name = metric.display_name
@@ -610,6 +618,9 @@ class ControlLoop:
         age = now - signal.timestamp
         if age > STALE_INTERVALS * interval + STALE_GRACE_SECONDS:
             return MetricInput(name, metric.target, None, f"signal is stale ({age:.0f}s old)")
+        problem = _unusable_value(signal.value, metric.target.amount)
+        if problem is not None:
+            return MetricInput(name, metric.target, None, f"signal {signal_name}: {problem}")
         return MetricInput(name, metric.target, signal.value)
 
     @staticmethod
@@ -787,12 +798,12 @@ class ControlLoop:
                 if desired is not None and known is not None and desired != known.desired:
                     asked = _clamp(desired, known.min_size, known.max_size)
                     provider.set_replicas(asked)
-                state = provider.get_replicas()
+                state = _checked_state(provider.get_replicas())
                 if desired is not None:
                     asked = _clamp(desired, state.min_size, state.max_size)
                     if asked != state.desired:
                         provider.set_replicas(asked)
-                        state = provider.get_replicas()
+                        state = _checked_state(provider.get_replicas())
             except Exception as exc:
                 error = _translate(exc)
             seconds = time.perf_counter() - started
@@ -965,6 +976,77 @@ class ControlLoop:
         decision = runtime.last
         status.update(history_status(runtime.history, decision.forecasts if decision else ()))
         return status
+
+
+def _unusable_value(value: object, target: float) -> str | None:
+    """Why a signal value cannot drive a target (its metric then counts as failed), or None.
+
+    Targets are ratios of non-negative amounts, so a value must be a finite number ≥ 0, and
+    small enough that dividing it by the target stays finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"value {value!r} is not a number"
+    if math.isnan(value):
+        return "value is NaN (not a number)"
+    if math.isinf(value):
+        return f"value is infinite ({value})"
+    if value < 0:
+        return f"value {value} is negative"
+    try:
+        ratio = value / target
+    except (OverflowError, ZeroDivisionError):
+        ratio = math.inf
+    if not math.isfinite(ratio) or ratio > MAX_RATIO:
+        return f"value {value} is too large for its target {target}"
+    return None
+
+
+def _checked_observation(observation: object) -> Observation:
+    """``observation`` if it has the shape of the producer protocol, else a PermanentError."""
+    if not isinstance(observation, Observation):
+        raise PermanentError(
+            f"the producer returned {type(observation).__name__}, not an Observation",
+            code="InvalidObservation",
+        )
+    for signal in observation.signals:
+        if not isinstance(signal, Signal) or not isinstance(signal.name, str):
+            raise PermanentError(
+                f"the producer returned a malformed signal: {signal!r}", code="InvalidObservation"
+            )
+        if isinstance(signal.value, bool) or not isinstance(signal.value, int | float):
+            raise PermanentError(
+                f"signal {signal.name}: value {signal.value!r} is not a number",
+                code="InvalidObservation",
+            )
+    return observation
+
+
+def _checked_state(state: object) -> NodeGroupState:
+    """``state`` if its counts are consistent, else a PermanentError naming what is wrong."""
+    if not isinstance(state, NodeGroupState):
+        raise PermanentError(
+            f"the provider returned {type(state).__name__}, not a NodeGroupState",
+            code="InvalidNodeGroupState",
+        )
+    problems = [
+        f"{name} {value!r} is not a count"
+        for name, value, optional in (
+            ("desired", state.desired, False),
+            ("ready", state.ready, False),
+            ("minSize", state.min_size, True),
+            ("maxSize", state.max_size, True),
+        )
+        if not (optional and value is None)
+        and (isinstance(value, bool) or not isinstance(value, int) or value < 0)
+    ]
+    low, high = state.min_size, state.max_size
+    if not problems and low is not None and high is not None and low > high:
+        problems.append(f"minSize {low} is above maxSize {high}")
+    if problems:
+        raise PermanentError(
+            "the node group reported inconsistent counts: " + "; ".join(problems),
+            code="InvalidNodeGroupState",
+        )
+    return state
 
 
 def _clamp(value: int, low: int | None, high: int | None) -> int:
