@@ -30,7 +30,8 @@ Decisions worth knowing when maintaining this module:
   the date-time fields themselves.
 - Duplicate keys in one mapping are an error (as in ``kubectl``), merge keys (``<<``) work.
 - Aliases are expanded, but a document may expand to at most :data:`MAX_NODES` YAML nodes and
-  :data:`MAX_DEPTH` levels, so an "alias bomb" fails fast instead of eating memory.
+  :data:`MAX_DEPTH` levels, so an "alias bomb" fails fast instead of eating memory. A file larger
+  than :data:`MAX_FILE_BYTES` is not read at all.
 - Lines of values reached through an alias are those of the anchored original.
 """
 
@@ -67,6 +68,9 @@ from autoscaler.registry import validate_producer, validate_provider
 MAX_NODES = 100_000
 #: Deepest nesting one document may have.
 MAX_DEPTH = 64
+#: Largest spec file read (about 10,000 autoscalers with their node groups); a larger file is
+#: refused before it is read, so a runaway file cannot occupy the loader for minutes.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 #: A field path as a tuple: ``("spec", "metrics", 0, "target")``.
 FieldPath = tuple[str | int, ...]
@@ -155,6 +159,11 @@ def _read_paths(paths: Sequence[str | Path]) -> tuple[list[tuple[str, str]], lis
                 continue
             seen.add(file.resolve())
             try:
+                size = file.stat().st_size
+                if size > MAX_FILE_BYTES:
+                    message = f"file too large: {size} bytes (at most {MAX_FILE_BYTES})"
+                    issues.append(SpecIssue(str(file), 0, "", message))
+                    continue
                 sources.append((str(file), file.read_text(encoding="utf-8-sig")))
             except FileNotFoundError:
                 issues.append(SpecIssue(str(file), 0, "", "no such file or folder"))

@@ -35,7 +35,10 @@ def parse_quantity(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("a quantity must be a number or a string such as '500m' or '16Gi'")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond the float range
+            raise ValueError("a quantity must be finite") from None
     elif isinstance(value, str):
         match = _QUANTITY.match(value.strip())
         if match is None:
