@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -414,6 +415,15 @@ def create_app(
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
         return _problem(422, detail, request.url.path, errors)
 
+    @app.exception_handler(405)
+    async def _method_problem(request: Request, exc: Exception) -> Response:
+        # Starlette's Allow names the methods of the first route of the path only.
+        allowed = _allowed_methods(app, request)
+        detail = f"{request.method} is not allowed here; use {', '.join(allowed)}"
+        response = _problem(405, detail, request.url.path)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+
     @app.exception_handler(Exception)
     async def _internal_problem(request: Request, _: Exception) -> Response:
         # Starlette logs the exception after this response is sent.
@@ -660,6 +670,15 @@ def create_app(
     return app
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of the app accepts at the request's path."""
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, with every 4xx/5xx response declared as a Problem."""
     if app.openapi_schema:
@@ -676,6 +695,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             responses.setdefault("500", {"description": "Internal error"})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": "The body is not valid JSON"})
             for code, response in responses.items():
                 if code[0] in "45":
                     response["content"] = problem_content

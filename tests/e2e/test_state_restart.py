@@ -63,9 +63,9 @@ class Server:
     def __init__(self, config: Path, state: Path) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "AUTOSCALER_RELOAD__INTERVAL_SECONDS": "0.3"}
+        command = [sys.executable, "-m", "autoscaler.cli", "serve", "--config", str(config)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autoscaler.cli", "serve", "--config", str(config)]
-            + ["--state-file", str(state), "--port", self.url.rsplit(":", 1)[1]],
+            [*command, "--state-file", str(state), "--port", self.url.rsplit(":", 1)[1]],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
