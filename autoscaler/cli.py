@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         "--config", nargs="+", metavar="PATH", help="spec files or folders (standalone)"
     )
     mode.add_argument("--kubernetes", action="store_true", help="read custom resources in-cluster")
+    serve.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="kubeconfig file (with --kubernetes; default in-cluster)",
+    )
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8080)")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -109,18 +114,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.log.json_format = True
     if args.state_file:
         settings.state.file = args.state_file
+    if args.kubeconfig:
+        if not args.kubernetes:
+            print("autoscaler: --kubeconfig needs --kubernetes", file=sys.stderr)
+            return 2
+        settings.kubernetes.kubeconfig = args.kubeconfig
     configure_logging(settings.log)
-    if args.kubernetes:
-        print("autoscaler: --kubernetes mode is not available in this version", file=sys.stderr)
-        return 2
 
     import uvicorn
 
+    from autoscaler.errors import AutoscalerError
+    from autoscaler.kube.service import ClusterService
     from autoscaler.server import create_app
     from autoscaler.service import Service
 
-    service = Service(settings, args.config)
-    service.start()
+    service = ClusterService(settings) if args.kubernetes else Service(settings, args.config)
+    try:
+        service.start()
+    except AutoscalerError as exc:
+        print(f"autoscaler: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         create_app(service),
         host=settings.server.host,

@@ -20,6 +20,9 @@ One load runs these steps:
 A document with any issue is left out of the result; every other document is kept, so the
 service keeps running everything that is still valid.
 
+Objects read from a cluster (already parsed) go through steps 3 and 4 with
+:func:`load_objects`; their issues name the object instead of a file and have line 0.
+
 Decisions worth knowing when maintaining this module:
 
 - An issue about a whole file or document (unreadable file, YAML syntax error, a document that
@@ -134,6 +137,25 @@ def load_text(text: str, filename: str = "<string>") -> LoadResult:
     return _load([(filename, text)], [])
 
 
+def load_objects(objects: Sequence[tuple[str, Mapping[str, Any]]]) -> LoadResult:
+    """Validate parsed objects (custom resources read from a cluster) exactly as spec documents
+    are validated, cross-document checks included. Each object comes with ``where``, the name
+    its issues carry in place of a file (e.g. ``"HorizontalAutoscaler default/x"``); their line
+    is 0. Issues keep the order of ``objects``."""
+    candidates: list[_Candidate] = []
+    issues: list[SpecIssue] = []
+    for where, value in objects:
+        candidate, problems = _validate_value(dict(value), _Document(where, {}))
+        issues.extend(problems)
+        if candidate is not None:
+            candidates.append(candidate)
+    specs, problems = _cross_check(candidates)
+    order = {where: index for index, (where, _) in enumerate(objects)}
+    found = list(dict.fromkeys([*issues, *problems]))
+    found.sort(key=lambda issue: order.get(issue.file, len(order)))
+    return LoadResult(specs=specs, issues=found)
+
+
 # --- Reading files -----------------------------------------------------------------------------
 
 
@@ -224,7 +246,8 @@ class _Candidate:
 
     @property
     def where(self) -> str:
-        return f"{self.document.file}:{self.document.line_of(('metadata', 'name'))}"
+        line = self.document.line_of(("metadata", "name"))
+        return f"{self.document.file}:{line}" if line else self.document.file
 
 
 def _load(sources: Iterable[tuple[str, str]], issues: list[SpecIssue]) -> LoadResult:
@@ -287,6 +310,13 @@ def _parse_document(root: Node, filename: str) -> tuple[_Candidate | None, list[
             f"not {_yaml_type(value)}"
         )
         return None, [document.issue((), message)]
+    return _validate_value(value, document)
+
+
+def _validate_value(
+    value: dict[str, Any], document: _Document
+) -> tuple[_Candidate | None, list[SpecIssue]]:
+    """Check the header, then validate with the model of the kind (step 3 above)."""
     problems = _header_problems(value)
     if problems:
         return None, [document.issue(path, message) for path, message in problems]

@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from http import HTTPStatus
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,10 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autoscaler import __version__
+from autoscaler.api import Clock
 from autoscaler.clock import to_datetime, to_timestamp
+from autoscaler.config import SpecIssue
 from autoscaler.decisions import DecisionRecord
 from autoscaler.history import AutoscalerPoint, History, HistorySampler, NodeGroupPoint
-from autoscaler.service import Service
+from autoscaler.loop import ControlLoop
+from autoscaler.metrics import Metrics
 
 PROBLEM_JSON = "application/problem+json"
 #: The dashboard loads only its own files and talks only to this server.
@@ -53,6 +56,29 @@ DASHBOARD_CSP = (
 KEY_PATTERN = r"^[^/]+/[^/]+$"
 
 T = TypeVar("T")
+
+
+class Service(Protocol):
+    """What the app reads from a service: the standalone :class:`autoscaler.service.Service` or
+    the cluster :class:`autoscaler.kube.service.ClusterService`."""
+
+    @property
+    def loop(self) -> ControlLoop: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def issues(self) -> Sequence[SpecIssue]: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def alive(self) -> bool: ...
 
 
 # --------------------------------------------------------------------------- response models

@@ -7,10 +7,12 @@ explicitly; nothing imports a global settings object.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import os
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ServerSettings(BaseModel):
@@ -79,6 +81,86 @@ class PrometheusSettings(BaseModel):
         return self
 
 
+def _default_lease_namespace() -> str:
+    return os.environ.get("POD_NAMESPACE") or "default"
+
+
+class KubernetesSettings(BaseModel):
+    """Cluster mode (``serve --kubernetes``): what to watch and how to elect a leader."""
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch, comma-separated in the environment; empty: all.",
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Kubeconfig file (--kubeconfig); unset: in-cluster, else KUBECONFIG or "
+        "~/.kube/config.",
+    )
+    leader_election: bool = Field(
+        default=True, description="Elect a leader through a Lease; only the leader acts."
+    )
+    lease_name: str = Field(default="node-autoscaler", description="Name of the Lease.")
+    lease_namespace: str = Field(
+        default_factory=_default_lease_namespace,
+        description="Namespace of the Lease (default: POD_NAMESPACE, else default).",
+    )
+    identity: str | None = Field(
+        default=None,
+        description="Holder identity in the Lease (default: POD_NAME, else hostname_pid).",
+    )
+    lease_duration_seconds: float = Field(
+        default=15.0, ge=1, le=3600, description="Seconds a Lease holds without renewal."
+    )
+    renew_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds after its last renewal at which a leader stops acting.",
+    )
+    renew_seconds: float = Field(
+        default=5.0, gt=0, description="Seconds between a leader's renewals of the Lease."
+    )
+    retry_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between a standby's attempts to acquire (and a leader's retries).",
+    )
+    status_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between status writes that only move timestamps and signal values "
+        "(any other change is written at once).",
+    )
+    watch_timeout_seconds: int = Field(
+        default=300, ge=1, le=3600, description="Seconds one watch request stays open."
+    )
+    backoff_initial_seconds: float = Field(
+        default=0.5, gt=0, description="First delay before re-listing after an API error."
+    )
+    backoff_max_seconds: float = Field(
+        default=30.0, gt=0, description="Longest delay before re-listing after API errors."
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _election_timing(self) -> KubernetesSettings:
+        if not self.renew_seconds < self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError(
+                "leader election needs renew_seconds < renew_deadline_seconds < "
+                "lease_duration_seconds"
+            )
+        return self
+
+
 class StateSettings(BaseModel):
     """The state file of the standalone service (:mod:`autoscaler.state`)."""
 
@@ -112,3 +194,4 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
