@@ -196,7 +196,15 @@ class ScheduledCapacityStatus(Model):
     next_value_time: datetime | None = None
 
 
+class ProducerError(Model):
+    code: str
+    message: str
+
+
 class MetricsProducerStatus(Model):
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status describes."
+    )
     last_observed_time: datetime | None = None
     signals: list[SignalValue] = Field(default_factory=list)
     queue: QueueStatus | None = None
@@ -204,6 +212,7 @@ class MetricsProducerStatus(Model):
     values: dict[str, float] | None = Field(
         default=None, description="Other latest values by signal name."
     )
+    error: ProducerError | None = Field(default=None, description="The last observation's error.")
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -61,6 +61,9 @@ class ScalableNodeGroupSpec(Model):
 
 
 class ScalableNodeGroupStatus(Model):
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status describes."
+    )
     replicas: int | None = Field(default=None, ge=0, description="Ready nodes.")
     desired_replicas: int | None = Field(default=None, description="Desired count at the backend.")
     min_size: int | None = None
