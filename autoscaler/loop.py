@@ -271,6 +271,9 @@ class ControlLoop:
         self._wakeup = threading.Event()
         #: producer key → autoscaler keys that read it
         self._readers: dict[str, set[str]] = {}
+        #: Producers asked to run before their interval is up (:meth:`trigger`).
+        self._triggered: deque[str] = deque()
+        self.context.extras.setdefault("trigger", self.trigger)
         #: Grows whenever something a state file keeps changed (:mod:`autoscaler.state`).
         self.state_version = 0
         #: Saved state to use for the objects of the next :meth:`apply` (see :meth:`restore`).
@@ -448,6 +451,13 @@ class ControlLoop:
         """Ask the loop to run a pass now (thread-safe)."""
         self._wakeup.set()
 
+    def trigger(self, producer_key: str) -> None:
+        """Run producer ``producer_key`` at the next pass instead of at its next interval
+        (thread-safe). Backends reach it as ``context.extras["trigger"]``, e.g. when a pod turns
+        unschedulable."""
+        self._triggered.append(producer_key)
+        self.wake()
+
     def _complete(self, done: Callable[[], None]) -> None:
         self._completions.append(done)
         self.wake()
@@ -516,6 +526,10 @@ class ControlLoop:
     # ----------------------------------------------------------------- 2. observe
 
     def _observe(self, now: float) -> None:
+        while self._triggered:
+            triggered = self.producers.get(self._triggered.popleft())
+            if triggered is not None:
+                triggered.next_due = min(triggered.next_due, now)
         for runtime in self._all_producers():
             if runtime.producer is None or runtime.in_flight or runtime.next_due > now:
                 continue

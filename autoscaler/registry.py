@@ -33,8 +33,8 @@ PRODUCERS: dict[str, str | None] = {
     "schedule": "producers.schedule:create",
     "queue": "producers.sqs:create",
     "cloudWatch": "producers.cloudwatch:create",
-    "reservedCapacity": None,
-    "pendingCapacity": None,
+    "reservedCapacity": "producers.reserved_capacity:create",
+    "pendingCapacity": "producers.pending_capacity:create",
 }
 
 #: Provider ``spec.type`` → implementation.

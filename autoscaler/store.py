@@ -56,6 +56,8 @@ class SignalStore:
 
     def get(self, producer: str, name: str, labels: Mapping[str, str] | None = None) -> Signal:
         """The one signal of ``producer`` called ``name`` whose labels include ``labels``.
+        When several do, the one whose labels are exactly ``labels`` wins (an unlabelled total
+        next to its labelled breakdown, e.g. ``utilization`` and ``utilization{resource=cpu}``).
 
         Raises ``PermanentError`` when there is none yet or the selection is ambiguous.
         """
@@ -63,6 +65,8 @@ class SignalStore:
         found = [s for s in self.signals(producer) if _matches(s, name, wanted)]
         if not found:
             raise PermanentError(f"producer {producer} has no signal {name!r} yet", code="NoSignal")
+        if len(found) > 1:
+            found = [s for s in found if dict(s.labels) == dict(wanted)] or found
         if len(found) > 1:
             raise PermanentError(
                 f"producer {producer} has {len(found)} signals {name!r}; select one with labels",

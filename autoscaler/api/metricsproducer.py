@@ -147,6 +147,10 @@ class PendingCapacitySpec(Model):
     node_shape: NodeShape | None = Field(
         default=None, description="Node shape; learned from an existing node when unset."
     )
+    node_selector: dict[str, str] | None = Field(
+        default=None,
+        description="Labels that identify the group's nodes (default: nodeShape.labels).",
+    )
 
 
 class MetricsProducerSpec(Model):
@@ -196,6 +200,44 @@ class ScheduledCapacityStatus(Model):
     next_value_time: datetime | None = None
 
 
+class ReservedCapacityStatus(Model):
+    nodes: int | None = Field(default=None, description="Ready, schedulable nodes counted.")
+    utilization: dict[str, float] = Field(
+        default_factory=dict, description="Percent of capacity reserved, by resource."
+    )
+    reserved: dict[str, float] = Field(
+        default_factory=dict, description="Requests of the pods on those nodes, by resource."
+    )
+    capacity: dict[str, float] = Field(
+        default_factory=dict, description="Allocatable of those nodes, by resource."
+    )
+
+
+class NodeShapeStatus(Model):
+    source: Literal["Declared", "Learned"]
+    node: str | None = Field(default=None, description="The node a learned shape comes from.")
+    capacity: dict[str, float] = Field(default_factory=dict)
+
+
+class PendingCapacityStatus(Model):
+    pending_pods: int | None = Field(
+        default=None, description="Pending-unschedulable pods a node of the group could host."
+    )
+    nodes_needed: int | None = Field(
+        default=None, description="Nodes the group needs: busy and starting ones plus new ones."
+    )
+    new_nodes: int | None = Field(default=None, description="New nodes the pending pods need.")
+    group_nodes: int | None = Field(default=None, description="Nodes of the group now.")
+    busy_nodes: int | None = Field(default=None, description="Nodes running workload pods.")
+    starting_nodes: int | None = Field(
+        default=None, description="Nodes starting: not Ready, created less than 10 minutes ago."
+    )
+    oversized_pods: int | None = Field(
+        default=None, description="Matching pods too large for one node of the shape."
+    )
+    shape: NodeShapeStatus | None = None
+
+
 class ProducerError(Model):
     code: str
     message: str
@@ -209,6 +251,8 @@ class MetricsProducerStatus(Model):
     signals: list[SignalValue] = Field(default_factory=list)
     queue: QueueStatus | None = None
     scheduled_capacity: ScheduledCapacityStatus | None = None
+    reserved_capacity: ReservedCapacityStatus | None = None
+    pending_capacity: PendingCapacityStatus | None = None
     values: dict[str, float] | None = Field(
         default=None, description="Other latest values by signal name."
     )

@@ -20,9 +20,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoscaler.errors import AutoscalerError, NotFoundError, PermanentError, RetryableError
+
+if TYPE_CHECKING:
+    from autoscaler.kube.cache import ClusterCache
 
 
 def _status_reason(exc: Any) -> str:
@@ -74,6 +77,7 @@ class KubeClients:
         self._context = context
         self._lock = threading.Lock()
         self._api_client: Any = None
+        self._cache: ClusterCache | None = None
 
     @property
     def api_client(self) -> Any:
@@ -121,7 +125,23 @@ class KubeClients:
 
         return client.EventsV1Api(self.api_client)
 
+    def cluster_cache(self) -> ClusterCache:
+        """The one watch-fed cache of pods and nodes (:mod:`autoscaler.kube.cache`) shared by
+        the cluster producers; its list and watch threads start on the first call."""
+        from autoscaler.kube.cache import ClusterCache
+
+        with self._lock:
+            if self._cache is None:
+                self._cache = ClusterCache(lambda: self.api_client)
+            cache = self._cache
+        cache.start()
+        return cache
+
     def close(self) -> None:
+        with self._lock:
+            cache, self._cache = self._cache, None
+        if cache is not None:
+            cache.stop()
         with self._lock:
             if self._api_client is not None:
                 self._api_client.close()

@@ -38,7 +38,7 @@ MINIMAL_SOURCES: dict[str, dict[str, Any]] = {
     "cloudWatch": {"namespace": "AWS/SQS", "metricName": "NumberOfMessagesSent"},
     "schedule": {"defaultReplicas": 1},
     "reservedCapacity": {"nodeSelector": {"pool": "workers"}},
-    "pendingCapacity": {"nodeGroup": "workers"},
+    "pendingCapacity": {"nodeGroup": "workers", "nodeSelector": {"pool": "workers"}},
 }
 
 #: A valid ``spec.id`` for each node group type.
