@@ -101,6 +101,13 @@ class KubernetesSettings(BaseModel):
         default=True, description="Elect a leader through a Lease; only the leader acts."
     )
     lease_name: str = Field(default="node-autoscaler", description="Name of the Lease.")
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Shards the autoscalers are split into, each held by one replica through its "
+        "own Lease (1: one leader acts on everything). Needs leader election.",
+    )
     lease_namespace: str = Field(
         default_factory=_default_lease_namespace,
         description="Namespace of the Lease (default: POD_NAMESPACE, else default).",

@@ -154,6 +154,11 @@ class LeaderElector:
                 self._observed = record
                 self._observed_time = now
 
+    def observe(self, record: LeaseRecord) -> None:
+        """Note a record of the Lease read elsewhere (a list): its expiry counts from now when
+        it changed since the last record seen."""
+        self._observe(record, self.clock())
+
     def _won(self, record: LeaseRecord, started: float) -> float:
         with self._lock:
             self._observed = record

@@ -72,6 +72,7 @@ from autoscaler.kube.events import (
     decision_event,
 )
 from autoscaler.kube.leader import KubeLeaseStore, LeaderElector, LeaseStore, default_identity
+from autoscaler.kube.shards import KubeLeaseDirectory, LeaseDirectory, ShardManager, shard_of
 from autoscaler.kube.status import KubeObjectApi, ObjectApi, StatusWriter, Target
 from autoscaler.loop import ControlLoop, LoopObserver, ProviderFactory, Runner, ThreadRunner
 from autoscaler.metrics import Metrics
@@ -142,6 +143,7 @@ class ClusterService:
         create_provider: ProviderFactory = registry.create_provider,
         list_watch: ListWatch | None = None,
         lease_store: LeaseStore | None = None,
+        lease_directory: LeaseDirectory | None = None,
         object_api: ObjectApi | None = None,
         event_sink: EventSink | None = None,
         tick_seconds: float = 1.0,
@@ -194,7 +196,25 @@ class ClusterService:
         )
         self.controller.cache.subscribe(self._changed)
         self.elector: LeaderElector | None = None
-        if kube.leader_election:
+        #: With ``kubernetes.shards`` > 1: the shards this replica holds (no single leader).
+        self.shards: ShardManager | None = None
+        #: The shards the loop runs the objects of (sharding only).
+        self._owned: frozenset[int] = frozenset()
+        if kube.leader_election and kube.shards > 1:
+            self.shards = ShardManager(
+                lease_directory
+                or KubeLeaseDirectory(self.clients, kube.lease_name, kube.lease_namespace),
+                kube.lease_name,
+                kube.shards,
+                self.identity,
+                clock,
+                lease_duration_seconds=kube.lease_duration_seconds,
+                renew_deadline_seconds=kube.renew_deadline_seconds,
+                renew_seconds=kube.renew_seconds,
+                retry_seconds=kube.retry_seconds,
+                on_change=self._changed,
+            )
+        elif kube.leader_election:
             self.elector = LeaderElector(
                 lease_store or KubeLeaseStore(self.clients, kube.lease_name, kube.lease_namespace),
                 self.identity,
@@ -248,9 +268,18 @@ class ClusterService:
         """True while this instance may act (always, without leader election, until stopped)."""
         if self._released:
             return False
+        if self.shards is not None:
+            return bool(self.shards.owned())
         if self.elector is None:
             return True
         return self.elector.is_leader
+
+    def owns(self, key: str) -> bool:
+        """True while this instance may act on the object ``key`` (its shard's key: the target
+        node group's key for an autoscaler)."""
+        if self.shards is None:
+            return self.is_leader()
+        return not self._released and self.shards.owns(shard_of(key, self.shards.shards))
 
     @property
     def acting(self) -> bool:
@@ -286,6 +315,9 @@ class ClusterService:
         if self.elector is not None:
             elector = self.elector
             self._spawn("leader-election", lambda: elector.run(self._stop_election))
+        if self.shards is not None:
+            shards = self.shards
+            self._spawn("sharding", lambda: shards.run(self._stop_election))
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -311,6 +343,11 @@ class ClusterService:
         self._stop_election.set()
         if self.elector is not None:
             self.elector.release()
+        if self.shards is not None:
+            for thread in self._threads:
+                if thread.name == "sharding":
+                    thread.join(timeout)
+            self.shards.release()
         self._released = True
         self.controller.stop(timeout=min(timeout, 2.0))
         self.loop.runner.shutdown()
@@ -338,6 +375,12 @@ class ClusterService:
         """Steps 1–3 of the module docstring."""
         with self._lock:
             leading = self.is_leader() and not self._stop.is_set()
+            if self.shards is not None:
+                owned = self.shards.claim() if not self._stop.is_set() else frozenset()
+                leading = bool(owned)
+                if owned != self._owned:
+                    self._owned = owned
+                    self._needs_apply = True
             if leading and not self._acting:
                 self._begin_term()
             elif not leading and self._acting:
@@ -390,6 +433,9 @@ class ClusterService:
         )
         self._stop_loop(5.0)
         self.loop.apply(SpecSet())
+        if self.shards is not None:
+            self._owned = frozenset()
+            self.shards.ack(self._owned)
         self._accepted.clear()
         self._acting = False
         self._leader_gauge.set(0)
@@ -415,7 +461,7 @@ class ClusterService:
     def _apply(self, specs: ClusterSpecs) -> None:
         """Give the loop the valid objects. A node group the loop already runs keeps the count
         the loop has (an external change of spec.replicas goes through :meth:`_override`)."""
-        valid = specs.result.specs
+        valid = self._own_share(specs.result.specs)
         with self.loop.lock:
             node_groups: dict[str, ScalableNodeGroup] = {}
             for key, resource in valid.node_groups.items():
@@ -426,6 +472,8 @@ class ClusterService:
                     resource = resource.model_copy(update={"spec": spec})
                 node_groups[key] = resource
             self.loop.apply(SpecSet(node_groups, dict(valid.producers), dict(valid.autoscalers)))
+        if self.shards is not None:
+            self.shards.ack(self._owned)
         # The generation each object runs with; never backwards for the same object (a
         # snapshot may lag behind a spec.replicas write of ours that already moved it on).
         previous, self._generations = self._generations, {}
@@ -442,6 +490,34 @@ class ClusterService:
                     if before is not None and before[0] == uid:
                         generation = max(generation, before[1])
                     self._generations[(kind.plural, key)] = (uid, generation)
+
+    def _in_shards(self, key: str) -> bool:
+        assert self.shards is not None
+        return shard_of(key, self.shards.shards) in self._owned
+
+    def _own_share(self, valid: SpecSet) -> SpecSet:
+        """With sharding, the objects of the shards run: the autoscalers of owned node groups,
+        those node groups, and the producers owned or read by those autoscalers."""
+        if self.shards is None:
+            return valid
+        autoscalers = {
+            key: resource
+            for key, resource in valid.autoscalers.items()
+            if self._in_shards(
+                f"{resource.metadata.namespace}/{resource.spec.scale_target_ref.name}"
+            )
+        }
+        read = {
+            f"{resource.metadata.namespace}/{metric.producer.name}"
+            for resource in autoscalers.values()
+            for metric in resource.spec.metrics
+            if metric.producer is not None
+        }
+        return SpecSet(
+            {k: v for k, v in valid.node_groups.items() if self._in_shards(k)},
+            {k: v for k, v in valid.producers.items() if k in read or self._in_shards(k)},
+            autoscalers,
+        )
 
     def _override(self, specs: ClusterSpecs, overrides: dict[str, int]) -> None:
         for key, replicas in overrides.items():
@@ -503,12 +579,16 @@ class ClusterService:
                 view = self.loop.node_group_view(group)
                 targets += self._target(specs, NODE_GROUPS, key, view["status"], group.desired)
             for key, producer in self.loop.producers.items():
+                if self.shards is not None and not self._in_shards(key):
+                    continue  # read here, written by its own shard's owner
                 view = self.loop.producer_view(producer)
                 targets += self._target(specs, PRODUCERS, key, view["status"])
             for key, autoscaler in self.loop.autoscalers.items():
                 view = self.loop.autoscaler_view(autoscaler)
                 targets += self._target(specs, AUTOSCALERS, key, view["status"])
         for ckey in sorted(invalid or ()):
+            if self.shards is not None and not self._in_shards(ckey[1]):
+                continue
             obj = specs.objects.get(ckey)
             if obj is not None:
                 targets.append(self._invalid_target(ckey, obj, specs.invalid[ckey]))
@@ -612,7 +692,7 @@ class ClusterService:
             self.events.event(ObjectRef.of(obj), type_, reason, message)
 
     def producer_run(self, producer: str, seconds: float, error: AutoscalerError | None) -> None:
-        if error is not None and producer in self.loop.producers:
+        if error is not None and producer in self.loop.producers and self.owns(producer):
             self._event(PRODUCERS, producer, "Warning", "ProducerError", f"{error.code}: {error}")
 
     def provider_call(self, node_group: str, seconds: float, error: AutoscalerError | None) -> None:
@@ -631,7 +711,8 @@ class ClusterService:
         self._wake.set()  # write the new desired count soon
 
     def _guarded_provider(self, resource: ScalableNodeGroup, context: BackendContext) -> Provider:
-        return LeaderOnlyProvider(self._create_provider(resource, context), self.is_leader)
+        key = f"{resource.metadata.namespace}/{resource.metadata.name}"
+        return LeaderOnlyProvider(self._create_provider(resource, context), lambda: self.owns(key))
 
 
 def _uid(obj: dict[str, Any]) -> str:
