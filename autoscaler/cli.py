@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--log-json", action="store_true", help="structured JSON log lines")
     serve.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and record everything but never resize a node group",
+    )
+    serve.add_argument(
         "--state-file", metavar="PATH", help="keep autoscaler history across restarts (standalone)"
     )
 
@@ -112,6 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.log.level = args.log_level
     if args.log_json:
         settings.log.json_format = True
+    if args.dry_run:
+        settings.loop.dry_run = True
     if args.state_file:
         settings.state.file = args.state_file
     if args.kubeconfig:

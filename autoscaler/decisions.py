@@ -25,6 +25,8 @@ class DecisionRecord:
     metrics: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     #: "up", "down" or "none".
     direction: str = "none"
+    #: The authenticated identity whose action (pause, resume, override) led to this decision.
+    actor: str | None = None
 
 
 class DecisionLog:

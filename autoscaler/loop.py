@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autoscaler import prometheus, registry
+from autoscaler import controls, prometheus, registry
 from autoscaler.algorithms import decide_for, history_status, restore_history
 from autoscaler.algorithms.types import (
     Decision,
@@ -57,9 +57,11 @@ from autoscaler.api.horizontalautoscaler import (
     MetricSpec,
     PrometheusMetricSource,
 )
+from autoscaler.api.scalablenodegroup import NodeGroupLimits
 from autoscaler.backoff import backoff_delay
 from autoscaler.clock import to_datetime, to_timestamp
 from autoscaler.conditions import Conditions
+from autoscaler.controls import Override, Pause
 from autoscaler.decisions import DecisionLog, DecisionRecord
 from autoscaler.errors import AutoscalerError, PermanentError, RetryableError
 from autoscaler.settings import LoopSettings
@@ -70,6 +72,8 @@ if TYPE_CHECKING:
     from autoscaler.state import SavedState
 
 log = logging.getLogger("autoscaler.loop")
+#: Operator actions (pause, resume, overrides): who did what, one line each.
+audit = logging.getLogger("autoscaler.audit")
 
 Clock = Callable[[], float]
 ProducerFactory = Callable[[MetricsProducer, BackendContext], Producer]
@@ -199,6 +203,8 @@ class AutoscalerRuntime:
     conditions: Conditions = field(default_factory=Conditions)
     #: metric index → consecutive evaluations in which its signal was missing or stale
     failures: dict[int, int] = field(default_factory=dict)
+    #: An operator action for the next recorded decision to name: (who, what they did).
+    audit: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:
@@ -274,6 +280,10 @@ class ControlLoop:
         #: Producers asked to run before their interval is up (:meth:`trigger`).
         self._triggered: deque[str] = deque()
         self.context.extras.setdefault("trigger", self.trigger)
+        #: Operator controls, kept across spec reloads and dropped with their object
+        #: (:mod:`autoscaler.controls`): autoscaler key → pause, node group key → override.
+        self.pauses: dict[str, Pause] = {}
+        self.overrides: dict[str, Override] = {}
         #: Grows whenever something a state file keeps changed (:mod:`autoscaler.state`).
         self.state_version = 0
         #: Saved state to use for the objects of the next :meth:`apply` (see :meth:`restore`).
@@ -303,6 +313,7 @@ class ControlLoop:
             self._apply_node_groups(specs.node_groups, now)
             self._apply_producers(specs.producers, now)
             self._apply_autoscalers(specs.autoscalers, now)
+            self._keep_controls()
             self._apply_query_producers(now)
             self._readers = {}
             for rt in self.autoscalers.values():
@@ -325,13 +336,14 @@ class ControlLoop:
             if current is not None and current.resource.spec == resource.spec:
                 continue
             same_backend = current is not None and (
-                current.resource.spec.model_dump(exclude={"replicas"})
-                == resource.spec.model_dump(exclude={"replicas"})
+                current.resource.spec.model_dump(exclude={"replicas", "limits"})
+                == resource.spec.model_dump(exclude={"replicas", "limits"})
             )
             if current is not None and same_backend:
-                # Only spec.replicas changed in the file: an operator asked for a new count.
+                # Only spec.replicas (an operator asked for a new count) or the limits changed.
+                replicas_changed = resource.spec.replicas != current.resource.spec.replicas
                 current.resource = resource
-                if resource.spec.replicas is not None:
+                if replicas_changed and resource.spec.replicas is not None:
                     current.desired = resource.spec.replicas
                 current.dirty = True
                 continue
@@ -477,6 +489,7 @@ class ControlLoop:
                 now = self.clock()
                 self._observe(now)
                 self._collect()
+                self._expire_overrides(now)
                 self._decide(now)
                 self._actuate(now)
                 if not self._completions:
@@ -517,6 +530,7 @@ class ControlLoop:
         candidates += [
             g.next_sync for g in self.node_groups.values() if g.provider and not g.in_flight
         ]
+        candidates += [o.expires for o in self.overrides.values() if o.expires is not None]
         return min(candidates)
 
     def _collect(self) -> None:
@@ -662,7 +676,7 @@ class ControlLoop:
                 now,
             )
             return
-        current = group.desired
+        current = self._current_count(group, group.desired)
         namespace = resource.metadata.namespace
         inputs = [
             self._count_failures(runtime, index, self._read_metric(namespace, metric, now))
@@ -671,6 +685,8 @@ class ControlLoop:
         decide = decide_for(resource.spec)  # Proportional or PID, maybe predictive
         decision = decide(resource.spec, current, inputs, runtime.history, now)
         decision = self._apply_group_bounds(decision, group, now)
+        decision = self._apply_controls(runtime, group, decision, now)
+        applied = not self.settings.dry_run
         self._state_changed()
         runtime.history = decision.history
         runtime.last = decision
@@ -679,11 +695,12 @@ class ControlLoop:
             runtime.conditions.set(
                 condition.type, condition.status, condition.reason, condition.message, now
             )
-        if decision.desired_replicas != current:
+        if decision.desired_replicas != current and applied:
             runtime.last_scale_time = now
-            group.desired = decision.desired_replicas
             group.dirty = True
-        self._record(runtime, group, decision, now)
+        if decision.desired_replicas != current or not applied:
+            group.desired = decision.desired_replicas  # in a dry run: what it would ask for
+        self._record(runtime, group, decision, now, applied=applied)
 
     def _apply_group_bounds(
         self, decision: Decision, group: NodeGroupRuntime, now: float
@@ -716,9 +733,16 @@ class ControlLoop:
         )
 
     def _record(
-        self, runtime: AutoscalerRuntime, group: NodeGroupRuntime, decision: Decision, now: float
+        self,
+        runtime: AutoscalerRuntime,
+        group: NodeGroupRuntime,
+        decision: Decision,
+        now: float,
+        *,
+        applied: bool = True,
     ) -> None:
-        """Keep every change and every change of outcome (not identical repeats) in the trail."""
+        """Keep every change and every change of outcome (not identical repeats) in the trail,
+        and every decision that follows an operator's action (naming who and what)."""
         recommendation = max(
             (m.recommendation for m in decision.metrics if m.recommendation is not None),
             default=None,
@@ -730,7 +754,9 @@ class ControlLoop:
             recommendation,
             limited_by,
         )
-        if not decision.changed and signature == runtime.last_recorded:
+        audit, runtime.audit = runtime.audit, None
+        repeat = not decision.changed or not applied  # a dry run repeats its would-be change
+        if repeat and signature == runtime.last_recorded and audit is None:
             return
         runtime.last_recorded = signature
         direction = (
@@ -749,7 +775,7 @@ class ControlLoop:
             to_replicas=decision.desired_replicas,
             recommendation=recommendation,
             limited_by=limited_by,
-            reasons=tuple(decision.reasons),
+            reasons=(*([audit[1]] if audit else []), *decision.reasons),
             metrics=tuple(
                 {
                     "name": m.name,
@@ -763,6 +789,7 @@ class ControlLoop:
                 for m in decision.metrics
             ),
             direction=direction,
+            actor=audit[0] if audit else None,
         )
         self.decisions.append(record)
         log.info(
@@ -776,6 +803,169 @@ class ControlLoop:
         if self.observer is not None:
             self.observer.decision(record)
 
+    # ----------------------------------------------------------------- operator controls
+
+    def _current_count(self, group: NodeGroupRuntime, desired: int) -> int:
+        """The count a decision starts from: the ``desired`` count, or in a dry run (where that
+        is only what the service would ask for) the group's real desired count, once read."""
+        if self.settings.dry_run and group.observed is not None:
+            return group.observed.desired
+        return desired
+
+    def _apply_controls(
+        self, runtime: AutoscalerRuntime, group: NodeGroupRuntime, decision: Decision, now: float
+    ) -> Decision:
+        """Steps after the node group's bounds: its limits, the node budget, an override, a
+        pause, dry run (:mod:`autoscaler.controls`)."""
+        limits = group.resource.spec.limits or NodeGroupLimits()
+        decision = controls.node_group_limit(decision, limits, group.observed, group.key, now)
+        if self.settings.max_total_nodes is not None:
+            others = sum(self._node_count(g) for g in self.node_groups.values() if g is not group)
+            decision = controls.budget(decision, self.settings.max_total_nodes, others, now)
+        pinned = self.overrides.get(group.key)
+        if pinned is not None:
+            decision = controls.override(decision, pinned, now)
+        pause = self.pauses.get(runtime.key)
+        if pause is not None:
+            decision = controls.paused(decision, pause, now)
+        if self.settings.dry_run:
+            decision = controls.dry_run(decision, now)
+        return decision
+
+    @staticmethod
+    def _node_count(group: NodeGroupRuntime) -> int:
+        """A node group's share of the node budget: its desired count, else its last read."""
+        if group.desired is not None:
+            return group.desired
+        return group.observed.desired if group.observed is not None else 0
+
+    def _touch(self, autoscaler_keys: list[str], actor: str, what: str) -> None:
+        """Evaluate these autoscalers at once, naming the operator action in their decision."""
+        for key in autoscaler_keys:
+            runtime = self.autoscalers.get(key)
+            if runtime is not None:
+                runtime.dirty = True
+                runtime.audit = (actor, what)
+        self.wake()
+
+    def _readers_of(self, node_group: str) -> list[str]:
+        return [a.key for a in self.autoscalers.values() if a.target_key == node_group]
+
+    def pause(self, key: str, actor: str, reason: str = "") -> Pause:
+        """Pause autoscaler ``key`` (thread-safe): it keeps observing and recording decisions
+        (rule ``paused``) but never changes its node group. Pausing a paused autoscaler keeps
+        the first pause. Raises KeyError when there is no such autoscaler."""
+        with self.lock:
+            if key not in self.autoscalers:
+                raise KeyError(key)
+            existing = self.pauses.get(key)
+            if existing is not None:
+                return existing
+            pause = self.pauses[key] = Pause(actor, reason, self.clock())
+            audit.info("%s paused autoscaler %s%s", actor, key, f": {reason}" if reason else "")
+            self._touch([key], actor, pause.describe())
+            return pause
+
+    def resume(self, key: str, actor: str) -> bool:
+        """Resume autoscaler ``key`` (thread-safe); False when it was not paused. Raises
+        KeyError when there is no such autoscaler."""
+        with self.lock:
+            if key not in self.autoscalers:
+                raise KeyError(key)
+            pause = self.pauses.pop(key, None)
+            if pause is None:
+                return False
+            audit.info("%s resumed autoscaler %s (paused by %s)", actor, key, pause.actor)
+            self._touch([key], actor, f"resumed by {actor}")
+            return True
+
+    def set_override(
+        self,
+        key: str,
+        replicas: int,
+        actor: str,
+        reason: str,
+        duration_seconds: float | None = None,
+    ) -> Override:
+        """Pin node group ``key`` at ``replicas`` (thread-safe) until :meth:`clear_override` or
+        ``duration_seconds``; its autoscalers' decisions say so (rule ``override``). Raises
+        KeyError when there is no such node group and ValueError when ``replicas`` is outside
+        the group's own bounds (as last read)."""
+        with self.lock:
+            group = self.node_groups.get(key)
+            if group is None:
+                raise KeyError(key)
+            state = group.observed
+            if state is not None and _clamp(replicas, state.min_size, state.max_size) != replicas:
+                raise ValueError(
+                    f"replicas {replicas} is outside the bounds of node group {key} "
+                    f"[{state.min_size}, {state.max_size}]"
+                )
+            now = self.clock()
+            expires = now + duration_seconds if duration_seconds is not None else None
+            pinned = self.overrides[key] = Override(replicas, reason, actor, now, expires)
+            group.desired = replicas
+            group.dirty = True
+            audit.info(
+                "%s set an override on node group %s: %d replicas%s: %s",
+                actor,
+                key,
+                replicas,
+                f" for {duration_seconds:g}s" if duration_seconds is not None else "",
+                reason,
+            )
+            self._touch(self._readers_of(key), actor, pinned.describe())
+            return pinned
+
+    def clear_override(self, key: str, actor: str) -> bool:
+        """Remove the override of node group ``key`` (thread-safe); False when there was none.
+        The group stays at the pinned count until its autoscalers decide otherwise. Raises
+        KeyError when there is no such node group."""
+        with self.lock:
+            if key not in self.node_groups:
+                raise KeyError(key)
+            pinned = self.overrides.pop(key, None)
+            if pinned is None:
+                return False
+            audit.info(
+                "%s removed the override of node group %s (%d replicas, set by %s)",
+                actor,
+                key,
+                pinned.replicas,
+                pinned.actor,
+            )
+            self._touch(self._readers_of(key), actor, f"override removed by {actor}")
+            return True
+
+    def _expire_overrides(self, now: float) -> None:
+        for key, pinned in list(self.overrides.items()):
+            if pinned.expires is not None and pinned.expires <= now:
+                del self.overrides[key]
+                audit.info(
+                    "override of node group %s (%d replicas, set by %s) expired",
+                    key,
+                    pinned.replicas,
+                    pinned.actor,
+                )
+                self._touch(self._readers_of(key), pinned.actor, "override expired")
+
+    def _keep_controls(self) -> None:
+        """After a reload: drop the controls of removed objects, and pin overridden groups again
+        (a reload may have set a node group's desired count from its spec)."""
+        for key in set(self.pauses) - set(self.autoscalers):
+            pause = self.pauses.pop(key)
+            audit.info("pause of autoscaler %s (by %s) dropped: it was removed", key, pause.actor)
+        for key in list(self.overrides):
+            group = self.node_groups.get(key)
+            if group is None:
+                pinned = self.overrides.pop(key)
+                audit.info(
+                    "override of node group %s (by %s) dropped: it was removed", key, pinned.actor
+                )
+            elif group.desired != self.overrides[key].replicas:
+                group.desired = self.overrides[key].replicas
+                group.dirty = True
+
     # ----------------------------------------------------------------- 4. actuate
 
     def _actuate(self, now: float) -> None:
@@ -786,8 +976,9 @@ class ControlLoop:
                 continue
             group.dirty = False
             group.in_flight = True
+            desired = None if self.settings.dry_run else group.desired  # a dry run only reads
             self.runner.submit(
-                self._provider_work(group, group.provider, group.desired, group.observed, now)
+                self._provider_work(group, group.provider, desired, group.observed, now)
             )
 
     def _provider_work(
@@ -870,13 +1061,14 @@ class ControlLoop:
             log.info("node group %s recovered", key)
         group.error = None
         group.attempt = 0
+        settled = state.stable and group.observed is not None and not group.observed.stable
         group.observed = state
         group.last_updated = now
         first_read = group.desired is None
         if group.desired is None:
             group.desired = state.desired  # adopt the group's current size
             self._state_changed()
-        if group.desired != desired and not first_read:
+        if group.desired != desired and not first_read and not self.settings.dry_run:
             group.dirty = True  # the target moved while the call was in flight
         group.conditions.set("Active", "True", "Reachable", "the node group answers", now)
         if asked is not None and desired is not None and asked != desired:
@@ -906,7 +1098,7 @@ class ControlLoop:
         group.next_sync = now + (
             min(interval, UNSTABLE_SYNC_SECONDS) if not state.stable else interval
         )
-        if first_read:
+        if first_read or settled:  # a scale-in held until the group is stable may go now
             for autoscaler in self.autoscalers.values():
                 if autoscaler.target_key == key:
                     autoscaler.dirty = True
@@ -928,6 +1120,17 @@ class ControlLoop:
             )
         if group.last_updated is not None:
             status["lastUpdated"] = to_datetime(group.last_updated).isoformat()
+        pinned = self.overrides.get(group.key)
+        if pinned is not None:
+            status["override"] = {
+                "replicas": pinned.replicas,
+                "reason": pinned.reason,
+                "by": pinned.actor,
+                "since": to_datetime(pinned.since).isoformat(),
+                **({"expires": to_datetime(pinned.expires).isoformat()} if pinned.expires else {}),
+            }
+        if self.settings.dry_run:
+            status["dryRun"] = True
         return _view(group.resource, spec, status)
 
     def producer_view(self, runtime: ProducerRuntime) -> dict[str, Any]:
@@ -950,6 +1153,13 @@ class ControlLoop:
 
     def autoscaler_view(self, runtime: AutoscalerRuntime) -> dict[str, Any]:
         status: dict[str, Any] = {"conditions": _conditions(runtime.conditions)}
+        pause = self.pauses.get(runtime.key)
+        if pause is not None:
+            status["paused"] = {
+                "by": pause.actor,
+                "since": to_datetime(pause.since).isoformat(),
+                "reason": pause.reason,
+            }
         decision = runtime.last
         if decision is not None:
             status.update(

@@ -1,4 +1,4 @@
-"""The read-only HTTP API (OpenAPI at ``/docs``), health probes, ``/metrics`` and the dashboard.
+"""The HTTP API (OpenAPI at ``/docs``), health probes, ``/metrics`` and the dashboard.
 
 Conventions of every ``/api/v1`` endpoint:
 
@@ -11,6 +11,10 @@ Conventions of every ``/api/v1`` endpoint:
   (a sequence number the client already has) so a poll returns only what is new.
 * **Errors** are ``application/problem+json`` (RFC 9457): ``type``, ``title``, ``status``,
   ``detail``, ``instance``, and ``errors`` for invalid parameters (422).
+* **Operator controls** (pause, resume, override) change state and need a bearer token checked
+  by an :class:`~autoscaler.auth.Authenticator` (401 without a valid one, 403 when it may not);
+  with no authenticator configured they are disabled (403 saying how to enable them), never
+  open. ``ServerSettings.private_reads`` puts the read endpoints behind a token too.
 """
 
 from __future__ import annotations
@@ -19,20 +23,22 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from http import HTTPStatus
 from importlib import resources
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,12 +46,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autoscaler import __version__
 from autoscaler.api import Clock
+from autoscaler.auth import (
+    Access,
+    Authenticator,
+    AuthUnavailable,
+    Forbidden,
+    Identity,
+    authenticator_for,
+)
 from autoscaler.clock import to_datetime, to_timestamp
 from autoscaler.config import SpecIssue
 from autoscaler.decisions import DecisionRecord
 from autoscaler.history import AutoscalerPoint, History, HistorySampler, NodeGroupPoint
+from autoscaler.kube import KubeClients
 from autoscaler.loop import ControlLoop
 from autoscaler.metrics import Metrics
+from autoscaler.settings import ServerSettings
 
 PROBLEM_JSON = "application/problem+json"
 #: The dashboard loads only its own files and talks only to this server.
@@ -54,6 +70,18 @@ DASHBOARD_CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 KEY_PATTERN = r"^[^/]+/[^/]+$"
+#: Free text from an operator: no control characters (they would forge log lines).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+DISABLED_DETAIL = (
+    "state-changing endpoints are disabled: no bearer token is configured. Put a token in a "
+    "file and set AUTOSCALER_SERVER__TOKEN_FILE to its path (Helm: apiToken.existingSecret), "
+    "or run in cluster mode, where Kubernetes tokens are checked with TokenReview and "
+    "SubjectAccessReview"
+)
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="A token from the token file, or in cluster mode a Kubernetes token.",
+)
 
 T = TypeVar("T")
 
@@ -133,6 +161,11 @@ class DecisionView(BaseModel):
     limitedBy: str | None = Field(description="The last rule that shaped the result.")
     reasons: list[str]
     metrics: list[dict[str, Any]]
+    actor: str | None = Field(
+        default=None,
+        exclude_if=_omit_none,
+        description="Who paused, resumed or overrode, when this decision follows their action.",
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -210,6 +243,31 @@ class HistoryView(BaseModel):
     nodeGroups: list[NodeGroupHistory]
 
 
+class PauseRequest(BaseModel):
+    """Why the autoscaler is paused (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=1024, pattern=TEXT_PATTERN)
+
+
+class OverrideRequest(BaseModel):
+    """Pin a node group's desired count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int = Field(ge=0, le=100000, description="The desired count to pin.")
+    durationSeconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86400,
+        description="Seconds until the override ends by itself (unset: until removed).",
+    )
+    reason: str = Field(
+        min_length=1, max_length=1024, pattern=TEXT_PATTERN, description="Why, for the audit."
+    )
+
+
 class ProblemFieldError(BaseModel):
     field: str = Field(description="Where: e.g. `query.limit`.")
     message: str
@@ -235,6 +293,7 @@ def _problem(
     detail: str,
     instance: str | None = None,
     errors: list[ProblemFieldError] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     problem = Problem(
         title=HTTPStatus(status).phrase,
@@ -244,7 +303,10 @@ def _problem(
         errors=errors,
     )
     return JSONResponse(
-        problem.model_dump(mode="json"), status_code=status, media_type=PROBLEM_JSON
+        problem.model_dump(mode="json"),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
@@ -252,9 +314,11 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for error responses (their content is set to Problem in ``_openapi``)."""
     descriptions = {
         400: "Bad request (for example an invalid `continue` token or time)",
+        401: "No bearer token, or not a valid one",
+        403: "The token may not do this, or the endpoint is disabled (no token configured)",
         404: "Not found",
         422: "Invalid parameters",
-        503: "Not healthy or not ready",
+        503: "Not healthy or not ready, or tokens cannot be checked right now",
     }
     return {code: {"description": descriptions[code]} for code in codes}
 
@@ -326,6 +390,7 @@ def _decision_view(record: DecisionRecord) -> DecisionView:
             "limitedBy": record.limited_by,
             "reasons": list(record.reasons),
             "metrics": list(record.metrics),
+            "actor": record.actor,
         }
     )
 
@@ -384,19 +449,95 @@ def _parse_time(name: str, value: str) -> float:
         raise HTTPException(400, f"{name}={value!r} is not an RFC 3339 time") from None
 
 
+# --------------------------------------------------------------------------- authentication
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def _authorize(
+    request: Request, access: Access, credentials: HTTPAuthorizationCredentials | None
+) -> Identity:
+    """The caller, or an HTTPException: 403 (disabled, or not allowed), 401 (no token or not a
+    valid one), 503 (tokens cannot be checked). The token itself never appears in an answer."""
+    auth: Authenticator = request.app.state.authenticator
+    if not auth.configured:
+        raise HTTPException(403, DISABLED_DETAIL)
+    if credentials is None:
+        raise HTTPException(
+            401,
+            "this endpoint needs a bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": 'Bearer realm="autoscaler"'},
+        )
+    try:
+        identity = auth.authenticate(credentials.credentials, access)
+    except Forbidden as exc:
+        raise HTTPException(403, f"not allowed: {exc}") from None
+    except AuthUnavailable:
+        raise HTTPException(
+            503, "tokens cannot be checked right now; see the service log"
+        ) from None
+    if identity is None:
+        raise HTTPException(
+            401,
+            "the bearer token is not valid",
+            headers={"WWW-Authenticate": 'Bearer realm="autoscaler", error="invalid_token"'},
+        )
+    return identity
+
+
+def _autoscaler_writer(
+    request: Request, namespace: str, name: str, credentials: Credentials
+) -> Identity:
+    access = Access("update", "horizontalautoscalers", namespace, name)
+    return _authorize(request, access, credentials)
+
+
+def _node_group_writer(
+    request: Request, namespace: str, name: str, credentials: Credentials
+) -> Identity:
+    return _authorize(request, Access("update", "scalablenodegroups", namespace, name), credentials)
+
+
+#: The caller of an endpoint that changes an autoscaler (``update horizontalautoscalers``).
+AutoscalerWriter = Annotated[Identity, Depends(_autoscaler_writer)]
+#: The caller of an endpoint that changes a node group (``update scalablenodegroups``).
+NodeGroupWriter = Annotated[Identity, Depends(_node_group_writer)]
+
+
 # --------------------------------------------------------------------------- the app
 
 
 def create_app(
-    service: Service, *, history: History | None = None, sample_history: bool = True
+    service: Service,
+    *,
+    history: History | None = None,
+    sample_history: bool = True,
+    authenticator: Authenticator | None = None,
 ) -> FastAPI:
     """Build the HTTP application for one service (no module-level app).
 
     ``history`` keeps the time series the dashboard draws (one point per 5 s for an hour by
     default). With ``sample_history`` the app samples the loop into it on a timer while it runs
     (between the app's start-up and shutdown); tests pass False and call ``History.sample``.
+    ``authenticator`` checks bearer tokens; by default the service's ``authenticator``, else
+    one built from its ``settings.server`` (the token file) and, for a service with Kubernetes
+    ``clients`` (cluster mode), TokenReview and SubjectAccessReview.
     """
     loop = service.loop
+    server_settings: ServerSettings = (
+        getattr(getattr(service, "settings", None), "server", None) or ServerSettings()
+    )
+    clients = getattr(service, "clients", None)
+    auth: Authenticator = (
+        authenticator
+        or getattr(service, "authenticator", None)
+        or authenticator_for(server_settings, clients if isinstance(clients, KubeClients) else None)
+    )
+    if not auth.configured:
+        logging.getLogger("autoscaler.server").warning(
+            "no bearer token is configured: pause, resume and override are disabled%s",
+            " and every read is refused (private reads)" if server_settings.private_reads else "",
+        )
     history = history or History(service.clock)
     sampler = HistorySampler(history, loop) if sample_history else None
 
@@ -426,7 +567,24 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_problem(request: Request, exc: StarletteHTTPException) -> Response:
-        return _problem(exc.status_code, str(exc.detail), request.url.path)
+        headers = dict(exc.headers) if exc.headers else None
+        return _problem(exc.status_code, str(exc.detail), request.url.path, headers=headers)
+
+    # ----------------------------------------------------------------- authentication
+
+    app.state.authenticator = auth
+
+    def _reads(resource: str | None, verb: str = "list", path: str | None = None) -> list[Any]:
+        """The dependencies of a read endpoint: none, or with private reads a token check."""
+        if not server_settings.private_reads:
+            return []
+
+        def check(request: Request, credentials: Credentials) -> None:
+            params = request.path_params
+            access = Access(verb, resource, params.get("namespace"), params.get("name"), path)
+            _authorize(request, access, credentials)
+
+        return [Depends(check)]
 
     @app.exception_handler(RequestValidationError)
     async def _validation_problem(request: Request, exc: RequestValidationError) -> Response:
@@ -471,7 +629,12 @@ def create_app(
             return _problem(503, "the specs are loading or the loop has not run yet", "/readyz")
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        response_class=PlainTextResponse,
+        dependencies=_reads(None, "get", "/metrics"),
+    )
     def metrics() -> Response:
         """Self-metrics in the Prometheus text format."""
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -507,6 +670,7 @@ def create_app(
 
     @app.get(
         "/api/v1/horizontalautoscalers",
+        dependencies=_reads("horizontalautoscalers", "list"),
         response_model=ObjectList,
         tags=["resources"],
         responses=_errors(400, 422),
@@ -521,6 +685,7 @@ def create_app(
 
     @app.get(
         "/api/v1/horizontalautoscalers/{namespace}/{name}",
+        dependencies=_reads("horizontalautoscalers", "get"),
         response_model=ObjectView,
         tags=["resources"],
         responses=_errors(404),
@@ -536,6 +701,7 @@ def create_app(
 
     @app.get(
         "/api/v1/metricsproducers",
+        dependencies=_reads("metricsproducers", "list"),
         response_model=ObjectList,
         tags=["resources"],
         responses=_errors(400, 422),
@@ -550,6 +716,7 @@ def create_app(
 
     @app.get(
         "/api/v1/scalablenodegroups",
+        dependencies=_reads("scalablenodegroups", "list"),
         response_model=ObjectList,
         tags=["resources"],
         responses=_errors(400, 422),
@@ -566,6 +733,7 @@ def create_app(
 
     @app.get(
         "/api/v1/decisions",
+        dependencies=_reads("horizontalautoscalers", "list"),
         response_model=DecisionList,
         tags=["decisions"],
         responses=_errors(400, 422),
@@ -609,6 +777,7 @@ def create_app(
 
     @app.get(
         "/api/v1/history",
+        dependencies=_reads("horizontalautoscalers", "list"),
         response_model=HistoryView,
         tags=["history"],
         responses=_errors(404, 422),
@@ -680,7 +849,13 @@ def create_app(
 
     # ----------------------------------------------------------------- config
 
-    @app.get("/api/v1/config", response_model=ConfigStatus, tags=["config"])
+    @app.get(
+        "/api/v1/config",
+        response_model=ConfigStatus,
+        tags=["config"],
+        dependencies=_reads("horizontalautoscalers"),
+        responses=_errors(401, 403, 503),
+    )
     def config(request: Request) -> Response:
         """Problems in the spec files at the last (re)load."""
         status = ConfigStatus(
@@ -691,6 +866,100 @@ def create_app(
             ],
         )
         return _model_json(request, status)
+
+    # ----------------------------------------------------------------- operator controls
+
+    def _changed(view: dict[str, Any]) -> Response:
+        body = ObjectView.model_validate(view).model_dump_json(by_alias=True)
+        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+    def _autoscaler_after(namespace: str, name: str) -> Response:
+        with loop.lock:
+            return _changed(loop.autoscaler_view(loop.autoscalers[f"{namespace}/{name}"]))
+
+    def _node_group_after(namespace: str, name: str) -> Response:
+        with loop.lock:
+            return _changed(loop.node_group_view(loop.node_groups[f"{namespace}/{name}"]))
+
+    writes = _errors(401, 403, 404, 422, 503)
+
+    @app.post(
+        "/api/v1/horizontalautoscalers/{namespace}/{name}/pause",
+        response_model=ObjectView,
+        tags=["operations"],
+        responses=writes,
+    )
+    def pause(
+        namespace: str,
+        name: str,
+        caller: AutoscalerWriter,
+        body: PauseRequest | None = None,
+    ) -> Response:
+        """Pause an autoscaler: it keeps observing and recording decisions (`limitedBy:
+        paused`) but never changes its node group. Pausing a paused autoscaler changes nothing.
+        Needs `update` on `horizontalautoscalers` (cluster mode)."""
+        try:
+            loop.pause(f"{namespace}/{name}", caller.name, body.reason if body else "")
+        except KeyError:
+            raise HTTPException(404, f"no autoscaler {namespace}/{name}") from None
+        return _autoscaler_after(namespace, name)
+
+    @app.post(
+        "/api/v1/horizontalautoscalers/{namespace}/{name}/resume",
+        response_model=ObjectView,
+        tags=["operations"],
+        responses=writes,
+    )
+    def resume(namespace: str, name: str, caller: AutoscalerWriter) -> Response:
+        """Resume a paused autoscaler (a running one stays as it is)."""
+        try:
+            loop.resume(f"{namespace}/{name}", caller.name)
+        except KeyError:
+            raise HTTPException(404, f"no autoscaler {namespace}/{name}") from None
+        return _autoscaler_after(namespace, name)
+
+    @app.put(
+        "/api/v1/scalablenodegroups/{namespace}/{name}/override",
+        response_model=ObjectView,
+        tags=["operations"],
+        responses=writes,
+    )
+    def set_override(
+        namespace: str,
+        name: str,
+        body: OverrideRequest,
+        caller: NodeGroupWriter,
+    ) -> Response:
+        """Pin a node group's desired count (within the group's own bounds) until the override
+        is removed or `durationSeconds` pass; its autoscalers' decisions say it is overridden
+        (`limitedBy: override`). A new override replaces the old one. Needs `update` on
+        `scalablenodegroups` (cluster mode)."""
+        try:
+            loop.set_override(
+                f"{namespace}/{name}", body.replicas, caller.name, body.reason, body.durationSeconds
+            )
+        except KeyError:
+            raise HTTPException(404, f"no node group {namespace}/{name}") from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return _node_group_after(namespace, name)
+
+    @app.delete(
+        "/api/v1/scalablenodegroups/{namespace}/{name}/override",
+        response_model=ObjectView,
+        tags=["operations"],
+        responses=writes,
+    )
+    def clear_override(namespace: str, name: str, caller: NodeGroupWriter) -> Response:
+        """Remove a node group's override (404 when it has none); its autoscalers continue from
+        the pinned count."""
+        try:
+            removed = loop.clear_override(f"{namespace}/{name}", caller.name)
+        except KeyError:
+            raise HTTPException(404, f"no node group {namespace}/{name}") from None
+        if not removed:
+            raise HTTPException(404, f"node group {namespace}/{name} has no override")
+        return _node_group_after(namespace, name)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

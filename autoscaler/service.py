@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autoscaler.api import BackendContext, Clock
+from autoscaler.auth import Authenticator, authenticator_for
 from autoscaler.clock import system_clock
 from autoscaler.config import LoadResult, SpecIssue, load_paths
 from autoscaler.decisions import DecisionLog
@@ -53,6 +54,8 @@ class Service:
         )
         self.metrics = Metrics(self.loop)
         self.loop.observer = self.metrics
+        #: Checks the HTTP API's bearer tokens (the token file; :mod:`autoscaler.auth`).
+        self.authenticator: Authenticator = authenticator_for(settings.server)
         #: The state file, when one is configured (``--state-file``).
         self.state: StateStore | None = None
         if settings.state.file:

@@ -18,6 +18,22 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class ServerSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port of the HTTP API.")
+    token_file: str | None = Field(
+        default=None,
+        description="File of bearer tokens for the state-changing endpoints (one per line, "
+        "optionally `token,user`); re-read when it changes. Unset: those endpoints are disabled "
+        "(unless Kubernetes tokens are reviewed in cluster mode).",
+    )
+    private_reads: bool = Field(
+        default=False,
+        description="Require a bearer token for the read endpoints too (/api/v1 and /metrics).",
+    )
+    auth_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="Seconds a Kubernetes TokenReview or SubjectAccessReview result is reused.",
+    )
 
 
 class LoopSettings(BaseModel):
@@ -30,6 +46,15 @@ class LoopSettings(BaseModel):
     workers: int = Field(default=8, ge=1, le=256, description="Threads for backend calls.")
     retry_initial_seconds: float = Field(default=1.0, gt=0, description="First retry delay.")
     retry_max_seconds: float = Field(default=60.0, gt=0, description="Longest retry delay.")
+    dry_run: bool = Field(
+        default=False,
+        description="Decide and record everything but never resize a node group (--dry-run).",
+    )
+    max_total_nodes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Node budget across all node groups: a scale-up beyond it is cut. Unset: none.",
+    )
 
 
 class ReloadSettings(BaseModel):

@@ -39,8 +39,15 @@ namespaces need not exist; pods are deleted at once (no grace period); a list's
 ``resourceVersion`` is ignored (lists are always current); any dotted path works as a field
 selector; server-side apply (``apply-patch+yaml``) gets 415.
 
+Authentication and authorization reviews (for services that check their own callers):
+``POST /apis/authentication.k8s.io/v1/tokenreviews`` knows the tokens added with ``add_token``
+(any other token: not authenticated, with an ``error``), and
+``POST /apis/authorization.k8s.io/v1/subjectaccessreviews`` allows what ``allow`` granted to the
+user or one of its groups (resource attributes, or a non-resource ``path``); nothing else.
+
 Test hooks on ``KubeEmulator``: ``requests`` / ``request_bodies`` (bounded logs), ``get_object``,
 ``list_objects``, ``put_object`` (stores as given, status included), ``delete_object``,
+``add_token`` / ``allow`` (the reviews above),
 ``fail_next`` / ``delay_next`` (fault injection), ``close_watches``, ``compact``,
 ``write_kubeconfig``, ``api_client``. The pytest fixture ``kube`` yields a fresh started emulator.
 """
@@ -81,6 +88,8 @@ CAPI_GROUP = "cluster.x-k8s.io"
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")  # the storage key of CRDs
 CORE_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 # --------------------------------------------------------------------------------------------
 # Resource types
@@ -532,6 +541,31 @@ def apply_patch(doc: Obj, body: bytes, content_type: str) -> Obj:
 # Test hooks: request log and fault injection
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What ``KubeEmulator.allow`` granted: a subject may do a verb on a resource or a path."""
+
+    subject: str
+    verb: str
+    group: str
+    resource: str
+    namespace: str | None
+    name: str | None
+    path: str | None
+
+    def allows(self, subjects: set[str], spec: Obj) -> bool:
+        """Whether this grant covers a SubjectAccessReview ``spec`` for one of ``subjects``."""
+        if self.subject not in subjects:
+            return False
+        if self.path is not None:
+            attrs = spec.get("nonResourceAttributes") or {}
+            return attrs.get("path") == self.path and self.verb in ("*", attrs.get("verb"))
+        attrs = spec.get("resourceAttributes") or {}
+        wanted = (self.verb, self.group, self.resource, self.namespace, self.name)
+        keys = ("verb", "group", "resource", "namespace", "name")
+        return all(w in (None, "*", attrs.get(k, "")) for w, k in zip(wanted, keys, strict=True))
+
+
 class RecordedRequest(NamedTuple):
     method: str
     path: str
@@ -679,6 +713,8 @@ class KubeEmulator:
         self._requests: deque[RecordedRequest] = deque(maxlen=max_logged_requests)
         self._bodies: deque[RecordedBody] = deque(maxlen=max_logged_requests)
         self._faults: list[Fault] = []
+        self._review_tokens: dict[str, Obj] = {}  # token → UserInfo
+        self._grants: list[Grant] = []
         self._watch_epoch = 0
         self._open_watches = 0
         self._stopping = False
@@ -926,6 +962,56 @@ class KubeEmulator:
             self._compacted_rv = self._rv
             self._cond.notify_all()
 
+    # -- token and access reviews ------------------------------------------------------------
+
+    def add_token(
+        self, token: str, username: str, *, groups: tuple[str, ...] = (), uid: str = ""
+    ) -> None:
+        """Make ``token`` authenticate as ``username`` (with ``groups``) in TokenReviews."""
+        user: Obj = {"username": username, "groups": list(groups)}
+        if uid:
+            user["uid"] = uid
+        with self._cond:
+            self._review_tokens[token] = user
+
+    def allow(
+        self,
+        subject: str,
+        verb: str,
+        resource: str = "",
+        *,
+        group: str = "autoscaler.dev",
+        namespace: str | None = None,
+        name: str | None = None,
+        path: str | None = None,
+    ) -> Grant:
+        """Let ``subject`` (a user name or a group) do ``verb`` (``"*"``: any) on ``resource``
+        of API ``group`` (``"*"``: any) in ``namespace`` and on ``name`` (None: any), or, with
+        ``path``, on that non-resource URL; SubjectAccessReviews answer from these grants."""
+        grant = Grant(subject, verb, group, resource, namespace, name, path)
+        with self._cond:
+            self._grants.append(grant)
+        return grant
+
+    def _review(self, path: str, review: Any) -> Obj:
+        """Answer a TokenReview or SubjectAccessReview (created, never stored)."""
+        if not isinstance(review, dict) or not isinstance(review.get("spec"), dict):
+            raise bad_request("a review needs a spec")
+        spec, out = review["spec"], copy.deepcopy(review)
+        with self._cond:
+            if path == TOKEN_REVIEWS:
+                user = self._review_tokens.get(str(spec.get("token", "")))
+                out["status"] = (
+                    {"authenticated": True, "user": copy.deepcopy(user)}
+                    if user is not None
+                    else {"user": {}, "error": "invalid bearer token"}
+                )
+                return out
+            subjects = {spec.get("user"), *(spec.get("groups") or ())} - {None}
+            allowed = any(g.allows(subjects, spec) for g in self._grants)
+        out["status"] = {"allowed": allowed, **({} if allowed else {"reason": "no grant"})}
+        return out
+
     # -- store internals (with the lock held) ---------------------------------------------
     # Stored objects are never mutated (writes store new dicts), so lists and watches may keep
     # references and serialize them outside the lock.
@@ -1048,6 +1134,8 @@ class KubeEmulator:
         self, h: _Handler, path: str, query: dict[str, str], body: bytes, content_type: str
     ) -> tuple[int, Obj] | None:
         """Dispatch a request; None when it was answered already (watch streams)."""
+        if path in (TOKEN_REVIEWS, ACCESS_REVIEWS) and h.command == "POST":
+            return 201, self._review(path, _json_body(body))
         segs = [s for s in path.split("/") if s]
         if segs[:1] == ["api"] and len(segs) > 2:
             group, version, rest = "", segs[1], segs[2:]

@@ -18,6 +18,12 @@ Rule = Literal[
     "policy",  # a Pods/Percent rate policy limited the change (or selectPolicy Disabled)
     "minMax",  # minReplicas / maxReplicas clamp
     "nodeGroupBounds",  # the node group's own MinSize/MaxSize (applied by the controller)
+    # Operator controls and safety limits, applied by the loop (autoscaler.controls):
+    "nodeGroupLimit",  # the node group's spec.limits: step sizes, scale-in only when stable
+    "budget",  # loop.max_total_nodes across all node groups cut a scale-up
+    "override",  # an operator pinned the node group's count
+    "paused",  # an operator paused the autoscaler: the count stays
+    "dryRun",  # dry-run mode: decided and recorded, never applied
 ]
 
 

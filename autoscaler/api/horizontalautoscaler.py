@@ -396,6 +396,14 @@ class ForecastStatus(Model):
     model: ForecastModelStatus
 
 
+class PauseStatus(Model):
+    """An operator paused the autoscaler: it observes and records but never changes its group."""
+
+    by: str = Field(description="The authenticated identity that paused it.")
+    since: datetime = Field(description="When it was paused.")
+    reason: str = Field(default="", description="Why, as the operator wrote it.")
+
+
 class HorizontalAutoscalerStatus(Model):
     observed_generation: int | None = None
     current_replicas: int | None = None
@@ -410,6 +418,7 @@ class HorizontalAutoscalerStatus(Model):
     scale_events: list[ScaleEventRecord] = Field(default_factory=list)
     pid: PIDStatus | None = None
     forecasts: list[ForecastStatus] = Field(default_factory=list)
+    paused: PauseStatus | None = Field(default=None, description="Set while paused.")
 
 
 class HorizontalAutoscaler(Model):

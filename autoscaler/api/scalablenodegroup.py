@@ -36,6 +36,28 @@ class SimulatedOptions(Model):
         return self
 
 
+class NodeGroupLimits(Model):
+    """Operator safety limits on every change the autoscalers make to this node group."""
+
+    max_scale_up_step: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Most nodes one decision may add (unset: no limit beyond the behavior).",
+    )
+    max_scale_down_step: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Most nodes one decision may remove (unset: no limit beyond the behavior).",
+    )
+    scale_in_only_when_stable: bool = Field(
+        default=True,
+        description="Remove nodes only while the group is stable: nothing provisioning or "
+        "terminating and every desired node ready.",
+    )
+
+
 class ScalableNodeGroupSpec(Model):
     type: NodeGroupType = Field(description="Which kind of node group this is.")
     id: str = Field(
@@ -52,12 +74,26 @@ class ScalableNodeGroupSpec(Model):
     simulated: SimulatedOptions | None = Field(
         default=None, description="Options for type Simulated."
     )
+    limits: NodeGroupLimits | None = Field(
+        default=None,
+        description="Safety limits on the autoscalers' changes (unset: scale-in only when stable).",
+    )
 
     @model_validator(mode="after")
     def _options_match_type(self) -> ScalableNodeGroupSpec:
         if self.simulated is not None and self.type != "Simulated":
             raise ValueError("simulated options are only allowed with type Simulated")
         return self
+
+
+class ReplicaOverrideStatus(Model):
+    """An operator's override: the node group's count is pinned until removed or expired."""
+
+    replicas: int = Field(ge=0, description="The pinned desired count.")
+    reason: str = Field(description="Why, as the operator wrote it.")
+    by: str = Field(description="The authenticated identity that set it.")
+    since: datetime = Field(description="When it was set.")
+    expires: datetime | None = Field(default=None, description="When it ends (unset: never).")
 
 
 class ScalableNodeGroupStatus(Model):
@@ -70,6 +106,14 @@ class ScalableNodeGroupStatus(Model):
     max_size: int | None = None
     last_updated: datetime | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    override: ReplicaOverrideStatus | None = Field(
+        default=None, description="The operator's override in force, if any."
+    )
+    dry_run: bool | None = Field(
+        default=None,
+        description="True in dry-run mode: spec.replicas is what the service would ask for; "
+        "the group is never resized.",
+    )
 
 
 class ScalableNodeGroup(Model):
