@@ -214,7 +214,9 @@ def test_a_stream_of_bad_edits_is_reported_while_the_good_autoscaler_keeps_scali
     assert len(ups) >= 4, ups  # step by step as the messages came, not once at the end
 
     # A 10 MB file: refused by its size at once, before it is read.
-    bad.write_text("# padding\n" * 1_000_000)
+    staging = tmp_path / "edit.yaml.new"  # written whole, then renamed in (as a ConfigMap is)
+    staging.write_text("# padding\n" * 1_000_000)
+    staging.replace(bad)
     written = time.monotonic()
     issue = wait_for(
         lambda: [i for i in server.issues() if "file too large" in i["message"]],
@@ -227,7 +229,8 @@ def test_a_stream_of_bad_edits_is_reported_while_the_good_autoscaler_keeps_scali
 
     # A 3 MB file that must be parsed (several seconds on the watcher thread): the loop is not
     # stalled meanwhile, new messages are acted on within a second or two.
-    bad.write_text("# padding\n" * 1_000 + "a: '" + "x" * 3_000_000 + "'\n")
+    staging.write_text("# padding\n" * 1_000 + "a: '" + "x" * 3_000_000 + "'\n")
+    staging.replace(bad)
     time.sleep(0.5)  # the watcher has picked it up and is parsing
     send(16)
     sent = time.monotonic()
