@@ -71,6 +71,10 @@ LEASE_RULES: set[tuple[str, str, str]] = {
     ("coordination.k8s.io", "leases/node-autoscaler", "get"),
     ("coordination.k8s.io", "leases/node-autoscaler", "update"),
 }
+#: Sharding adds: list the member and shard Leases, read and write any of them.
+SHARD_LEASE_RULES: set[tuple[str, str, str]] = {
+    ("coordination.k8s.io", "leases", verb) for verb in ("list", "get", "update")
+}
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +221,7 @@ COMBINATIONS = {
         "prometheus.url=http://prometheus-operated.monitoring:9090",
     ],
     "single replica": ["replicaCount=1", "leaderElection.enabled=false"],
+    "sharded": ["replicaCount=3", "leaderElection.shards=12"],
     "everything off": ["rbac.clusterAPI=false", "rbac.nodesAndPods=false", "createNamespace=true"],
 }
 
@@ -441,6 +446,18 @@ def test_rbac_grants_exactly_the_verbs_the_service_uses_cluster_wide_by_default(
     assert granted == (
         _scoped("", NAMESPACED_RULES | CLUSTER_RULES) | _scoped(NAMESPACE, LEASE_RULES)
     )
+
+
+def test_sharding_sets_its_variable_and_grants_list_get_and_update_on_the_namespaces_leases(
+    tools: Path,
+) -> None:
+    objects = render(tools, "leaderElection.shards=4")
+    assert env(objects)["AUTOSCALER_KUBERNETES__SHARDS"] == "4"
+    assert rules(objects) == (
+        _scoped("", NAMESPACED_RULES | CLUSTER_RULES)
+        | _scoped(NAMESPACE, LEASE_RULES | SHARD_LEASE_RULES)
+    )
+    assert "AUTOSCALER_KUBERNETES__SHARDS" not in env(render(tools))
 
 
 def test_watched_namespaces_get_roles_instead_of_a_cluster_wide_grant(tools: Path) -> None:
