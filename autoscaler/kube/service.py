@@ -554,8 +554,8 @@ class ClusterService:
         ready: set[ObjKey] = set()
         for ckey, issues in specs.invalid.items():
             obj = specs.objects.get(ckey)
-            if obj is None:
-                continue
+            if obj is None or (self.shards is not None and not self._in_shards(ckey[1])):
+                continue  # reported by its own shard's owner
             state = (_generation(obj), describe_issues(issues))
             seen[ckey] = state
             if self._invalid_seen.get(ckey) != state:

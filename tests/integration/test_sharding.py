@@ -226,7 +226,21 @@ def test_every_autoscaler_is_acted_on_by_exactly_the_replica_the_ring_names(
             lease is not None
             and lease["spec"]["holderIdentity"] == assign(SHARDS, ["a", "b", "c"])[shard]
         )
+    plan_owner = assign(SHARDS, ["a", "b", "c"])[shard_of("default/plan", SHARDS)]
+    wait_until(
+        lambda: writes(fleet.replicas[plan_owner], "metricsproducers") > 0, "the producer status"
+    )
+    for name, service in fleet.replicas.items():
+        if name != plan_owner:
+            assert writes(service, "metricsproducers") == 0, name
     assert fleet.overlaps == []
+
+
+def writes(service: ClusterService, resource: str) -> float:
+    value = service.metrics.registry.get_sample_value(
+        "autoscaler_kube_writes_total", {"resource": resource, "write": "status", "result": "ok"}
+    )
+    return value or 0.0
 
 
 def test_a_stopped_replicas_shards_move_to_the_others_without_two_actors_at_once(
