@@ -25,14 +25,14 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from autoscaler import controls, prometheus, registry
-from autoscaler.algorithms import decide_for, history_status, restore_history
+from autoscaler.algorithms import Decide, decide_for, history_status, restore_history
 from autoscaler.algorithms.types import (
     Decision,
     History,
@@ -55,6 +55,7 @@ from autoscaler.api import (
 from autoscaler.api.horizontalautoscaler import (
     HorizontalAutoscalerStatus,
     MetricSpec,
+    MetricTarget,
     PrometheusMetricSource,
 )
 from autoscaler.api.scalablenodegroup import NodeGroupLimits
@@ -168,6 +169,11 @@ class SourceRuntime:
 class ProducerRuntime(SourceRuntime):
     resource: MetricsProducer
 
+    @cached_property
+    def default_signal(self) -> str:
+        """The signal a metric reads when it names none (a replaced spec is a new runtime)."""
+        return registry.DEFAULT_SIGNALS[self.resource.spec.source]
+
 
 @dataclass
 class NodeGroupRuntime:
@@ -185,7 +191,7 @@ class NodeGroupRuntime:
     error: AutoscalerError | None = None
     conditions: Conditions = field(default_factory=Conditions)
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.resource.metadata.namespace}/{self.resource.metadata.name}"
 
@@ -200,13 +206,15 @@ class AutoscalerRuntime:
     last_time: float | None = None
     last_scale_time: float | None = None
     last_recorded: tuple[int, int, int | None, str | None] | None = None
+    #: What evaluations read from the spec, made once per spec (see ``ControlLoop._plan``).
+    plan: AutoscalerPlan | None = field(default=None, repr=False)
     conditions: Conditions = field(default_factory=Conditions)
     #: metric index → consecutive evaluations in which its signal was missing or stale
     failures: dict[int, int] = field(default_factory=dict)
     #: An operator action for the next recorded decision to name: (who, what they did).
     audit: tuple[str, str] | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.resource.metadata.namespace}/{self.resource.metadata.name}"
 
@@ -230,6 +238,33 @@ def history_from_status(status: HorizontalAutoscalerStatus) -> History:
         scale_events=tuple(ScaleEvent(to_timestamp(e.time), e.change) for e in status.scale_events),
     )
     return restore_history(status, history)  # PID state, forecast models
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRead:
+    """How to read one metric of an autoscaler: its spec, resolved once."""
+
+    name: str
+    target: MetricTarget
+    amount: float
+    producer_key: str
+    #: From an implicit prometheus producer (else from a MetricsProducer).
+    query: bool
+    #: The signal named by the spec; None for the producer's default signal.
+    signal: str | None
+    labels: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class AutoscalerPlan:
+    """What every evaluation of an autoscaler reads from its spec, as plain values. Made from
+    one resource object: an edited spec arrives as a new resource, and so gets a new plan."""
+
+    resource: HorizontalAutoscaler
+    target_key: str
+    reads: tuple[MetricRead, ...]
+    #: The algorithm, chosen at the first evaluation (where a failure is reported).
+    decide: Decide | None = None
 
 
 # --------------------------------------------------------------------------- the loop
@@ -277,6 +312,8 @@ class ControlLoop:
         self._wakeup = threading.Event()
         #: producer key → autoscaler keys that read it
         self._readers: dict[str, set[str]] = {}
+        #: node group key → autoscaler keys that scale it
+        self._scalers: dict[str, list[str]] = {}
         #: Producers asked to run before their interval is up (:meth:`trigger`).
         self._triggered: deque[str] = deque()
         self.context.extras.setdefault("trigger", self.trigger)
@@ -316,10 +353,12 @@ class ControlLoop:
             self._keep_controls()
             self._apply_query_producers(now)
             self._readers = {}
+            self._scalers = {}
             for rt in self.autoscalers.values():
-                for metric in rt.resource.spec.metrics:
-                    producer_key = self._source_key(rt.resource.metadata.namespace, metric)
-                    self._readers.setdefault(producer_key, set()).add(rt.key)
+                plan = self._plan(rt)
+                for read in plan.reads:
+                    self._readers.setdefault(read.producer_key, set()).add(rt.key)
+                self._scalers.setdefault(plan.target_key, []).append(rt.key)
             self._saved = None
             self._state_changed()
         self.wake()
@@ -436,6 +475,30 @@ class ControlLoop:
         assert metric.producer is not None
         return f"{namespace}/{metric.producer.name}"
 
+    def _plan(self, runtime: AutoscalerRuntime) -> AutoscalerPlan:
+        """The autoscaler's plan, made again when its resource was replaced (a spec edit)."""
+        plan = runtime.plan
+        if plan is None or plan.resource is not runtime.resource:
+            resource = runtime.resource
+            namespace = resource.metadata.namespace
+            plan = runtime.plan = AutoscalerPlan(
+                resource=resource,
+                target_key=f"{namespace}/{resource.spec.scale_target_ref.name}",
+                reads=tuple(
+                    MetricRead(
+                        name=metric.display_name,
+                        target=metric.target,
+                        amount=metric.target.amount,
+                        producer_key=self._source_key(namespace, metric),
+                        query=metric.prometheus is not None,
+                        signal=metric.producer.metric if metric.producer is not None else None,
+                        labels=metric.producer.labels if metric.producer is not None else {},
+                    )
+                    for metric in resource.spec.metrics
+                ),
+            )
+        return plan
+
     def _all_producers(self) -> list[SourceRuntime]:
         return [*self.producers.values(), *self.query_producers.values()]
 
@@ -461,7 +524,8 @@ class ControlLoop:
 
     def wake(self) -> None:
         """Ask the loop to run a pass now (thread-safe)."""
-        self._wakeup.set()
+        if not self._wakeup.is_set():  # set() takes a lock; most wake-ups find it set
+            self._wakeup.set()
 
     def trigger(self, producer_key: str) -> None:
         """Run producer ``producer_key`` at the next pass instead of at its next interval
@@ -618,38 +682,36 @@ class ControlLoop:
                     message = f"evaluation failed: {type(exc).__name__}: {exc}"
                     runtime.conditions.set("ScalingActive", "False", "InternalError", message, now)
 
-    def _read_metric(self, namespace: str, metric: MetricSpec, now: float) -> MetricInput:
-        name = metric.display_name
-        producer_key = self._source_key(namespace, metric)
+    def _read(self, read: MetricRead, now: float) -> MetricInput:
+        name, target, producer_key = read.name, read.target, read.producer_key
         producer: SourceRuntime | None = (
             self.query_producers.get(producer_key)
-            if metric.prometheus is not None
+            if read.query
             else self.producers.get(producer_key)
         )
         if producer is None:
-            return MetricInput(name, metric.target, None, f"producer {producer_key} not found")
+            return MetricInput(name, target, None, f"producer {producer_key} not found")
         if producer.error is not None:
             return MetricInput(
-                name, metric.target, None, str(producer.error), producer.consecutive_failures
+                name, target, None, str(producer.error), producer.consecutive_failures
             )
         signal_name: str = prometheus.SIGNAL
-        labels: dict[str, str] = {}
-        if metric.producer is not None and isinstance(producer, ProducerRuntime):
-            source = producer.resource.spec.source
-            signal_name = metric.producer.metric or registry.DEFAULT_SIGNALS[source]
-            labels = metric.producer.labels
+        labels: Mapping[str, str] = {}
+        if not read.query and isinstance(producer, ProducerRuntime):
+            signal_name = read.signal or producer.default_signal
+            labels = read.labels
         try:
             signal = self.store.get(producer_key, signal_name, labels)
         except AutoscalerError as exc:
-            return MetricInput(name, metric.target, None, str(exc))
+            return MetricInput(name, target, None, str(exc))
         interval = producer.interval_seconds
         age = now - signal.timestamp
         if age > STALE_INTERVALS * interval + STALE_GRACE_SECONDS:
-            return MetricInput(name, metric.target, None, f"signal is stale ({age:.0f}s old)")
-        problem = _unusable_value(signal.value, metric.target.amount)
+            return MetricInput(name, target, None, f"signal is stale ({age:.0f}s old)")
+        problem = _unusable_value(signal.value, read.amount)
         if problem is not None:
-            return MetricInput(name, metric.target, None, f"signal {signal_name}: {problem}")
-        return MetricInput(name, metric.target, signal.value)
+            return MetricInput(name, target, None, f"signal {signal_name}: {problem}")
+        return MetricInput(name, target, signal.value)
 
     @staticmethod
     def _count_failures(runtime: AutoscalerRuntime, index: int, metric: MetricInput) -> MetricInput:
@@ -666,7 +728,8 @@ class ControlLoop:
 
     def _evaluate(self, runtime: AutoscalerRuntime, now: float) -> None:
         resource = runtime.resource
-        group = self.node_groups.get(runtime.target_key)
+        plan = self._plan(runtime)
+        group = self.node_groups.get(plan.target_key)
         if group is None or group.desired is None:
             runtime.conditions.set(
                 "AbleToScale",
@@ -677,13 +740,13 @@ class ControlLoop:
             )
             return
         current = self._current_count(group, group.desired)
-        namespace = resource.metadata.namespace
         inputs = [
-            self._count_failures(runtime, index, self._read_metric(namespace, metric, now))
-            for index, metric in enumerate(resource.spec.metrics)
+            self._count_failures(runtime, index, self._read(read, now))
+            for index, read in enumerate(plan.reads)
         ]
-        decide = decide_for(resource.spec)  # Proportional or PID, maybe predictive
-        decision = decide(resource.spec, current, inputs, runtime.history, now)
+        if plan.decide is None:
+            plan.decide = decide_for(resource.spec)  # Proportional or PID, maybe predictive
+        decision = plan.decide(resource.spec, current, inputs, runtime.history, now)
         decision = self._apply_group_bounds(decision, group, now)
         decision = self._apply_controls(runtime, group, decision, now)
         applied = not self.settings.dry_run
@@ -792,14 +855,15 @@ class ControlLoop:
             actor=audit[0] if audit else None,
         )
         self.decisions.append(record)
-        log.info(
-            "decision %s: node group %s %d → %d because %s",
-            runtime.key,
-            group.key,
-            record.from_replicas,
-            record.to_replicas,
-            "; ".join(record.reasons) or "nothing changed",
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "decision %s: node group %s %d → %d because %s",
+                runtime.key,
+                group.key,
+                record.from_replicas,
+                record.to_replicas,
+                "; ".join(record.reasons) or "nothing changed",
+            )
         if self.observer is not None:
             self.observer.decision(record)
 
@@ -1099,9 +1163,8 @@ class ControlLoop:
             min(interval, UNSTABLE_SYNC_SECONDS) if not state.stable else interval
         )
         if first_read or settled:  # a scale-in held until the group is stable may go now
-            for autoscaler in self.autoscalers.values():
-                if autoscaler.target_key == key:
-                    autoscaler.dirty = True
+            for autoscaler_key in self._scalers.get(key, ()):
+                self.autoscalers[autoscaler_key].dirty = True
 
     # ----------------------------------------------------------------- views
 

@@ -25,6 +25,8 @@ class SignalStore:
 
     def __init__(self) -> None:
         self._signals: dict[str, tuple[Signal, ...]] = {}
+        #: producer → signal name → its signals (readers look signals up by name)
+        self._by_name: dict[str, dict[str, tuple[Signal, ...]]] = {}
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
 
@@ -35,9 +37,13 @@ class SignalStore:
     def put(self, producer: str, signals: Sequence[Signal]) -> bool:
         """Replace the signals of ``producer``; return whether any value or series changed."""
         new = tuple(signals)
+        by_name: dict[str, tuple[Signal, ...]] = {}
+        for signal in new:
+            by_name[signal.name] = (*by_name.get(signal.name, ()), signal)
         with self._lock:
             old = self._signals.get(producer, ())
             self._signals[producer] = new
+            self._by_name[producer] = by_name
         changed = [(s.name, dict(s.labels), s.value) for s in old] != [
             (s.name, dict(s.labels), s.value) for s in new
         ]
@@ -49,6 +55,7 @@ class SignalStore:
     def remove(self, producer: str) -> None:
         with self._lock:
             self._signals.pop(producer, None)
+            self._by_name.pop(producer, None)
 
     def signals(self, producer: str) -> tuple[Signal, ...]:
         with self._lock:
@@ -62,7 +69,9 @@ class SignalStore:
         Raises ``PermanentError`` when there is none yet or the selection is ambiguous.
         """
         wanted = labels or {}
-        found = [s for s in self.signals(producer) if _matches(s, name, wanted)]
+        with self._lock:
+            named = self._by_name.get(producer, {}).get(name, ())
+        found = [s for s in named if _matches(s, name, wanted)]
         if not found:
             raise PermanentError(f"producer {producer} has no signal {name!r} yet", code="NoSignal")
         if len(found) > 1:

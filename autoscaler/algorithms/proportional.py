@@ -53,9 +53,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from autoscaler.algorithms.types import (
     ConditionInfo,
@@ -137,6 +137,65 @@ def _filled(rules: ScalingRules, default: ScalingRules) -> ScalingRules:
     )
 
 
+def _rules_key(rules: ScalingRules) -> tuple[Any, ...]:
+    """Every field of ``rules`` as a hashable value."""
+    policies = rules.policies
+    return (
+        rules.stabilization_window_seconds,
+        rules.select_policy,
+        None if policies is None else tuple((p.type, p.value, p.period_seconds) for p in policies),
+        rules.tolerance,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """A behaviour with the HPA defaults filled in, and the values :func:`decide` reads from it."""
+
+    up: ScalingRules
+    down: ScalingRules
+    up_tolerance: float
+    down_tolerance: float
+    up_window: int
+    down_window: int
+    #: The longest policy period of either direction: older scale events can be dropped.
+    longest_period: int
+
+
+#: Filled rules by the value of the behaviour they were filled from (see :func:`_rules`).
+_EFFECTIVE: dict[tuple[Any, ...], _Rules] = {}
+#: Distinct behaviours remembered; the cache starts over beyond this (it only saves time).
+_EFFECTIVE_MAX = 1024
+
+
+def _rules(behavior: Behavior | None) -> _Rules:
+    """:func:`effective_rules` and what follows from them, cached by the behaviour's values
+    (building models costs more than the rest of a decision): treat the rules as read-only."""
+    if behavior is None:
+        key: tuple[Any, ...] = ()
+    else:
+        key = (_rules_key(behavior.scale_up), _rules_key(behavior.scale_down))
+    rules = _EFFECTIVE.get(key)
+    if rules is None:
+        behavior = behavior if behavior is not None else Behavior()
+        up = _filled(behavior.scale_up, default_scale_up())
+        down = _filled(behavior.scale_down, default_scale_down())
+        periods = [p.period_seconds for p in (*_policies(up, "up"), *_policies(down, "down"))]
+        rules = _Rules(
+            up=up,
+            down=down,
+            up_tolerance=_tolerance(up),
+            down_tolerance=_tolerance(down),
+            up_window=_window(up, "up"),
+            down_window=_window(down, "down"),
+            longest_period=max(periods),
+        )
+        if len(_EFFECTIVE) >= _EFFECTIVE_MAX:
+            _EFFECTIVE.clear()
+        _EFFECTIVE[key] = rules
+    return rules
+
+
 def effective_rules(behavior: Behavior | None) -> tuple[ScalingRules, ScalingRules]:
     """The (scale-up, scale-down) rules with HPA defaults filled in field by field.
 
@@ -144,12 +203,12 @@ def effective_rules(behavior: Behavior | None) -> tuple[ScalingRules, ScalingRul
     ``[Pods 4/15s, Percent 100%/15s]``; scale-down window 300 s and policy ``[Percent 100%/15s]``;
     tolerance :data:`~autoscaler.api.horizontalautoscaler.DEFAULT_TOLERANCE` both ways. Setting only
     ``tolerance`` therefore keeps the default window and policies.
+
+    Results are cached by the behaviour's values (building models costs more than the rest of a
+    decision), so equal behaviours share one pair of rules: treat them as read-only.
     """
-    behavior = behavior if behavior is not None else Behavior()
-    return (
-        _filled(behavior.scale_up, default_scale_up()),
-        _filled(behavior.scale_down, default_scale_down()),
-    )
+    rules = _rules(behavior)
+    return rules.up, rules.down
 
 
 def _window(rules: ScalingRules, direction: Literal["up", "down"]) -> int:
@@ -220,30 +279,29 @@ def _evaluate(
             result = MetricResult(metric.name, shown, target.type, amount, None, error, "Failed")
         return result, None
 
-    def computed(replicas: int) -> MetricResult:
-        return MetricResult(metric.name, value, target.type, amount, replicas)
-
     if target.type == "AverageValue":
+        replicas = _ceil(value / amount)
         if current_replicas == 0:
-            return computed(_ceil(value / amount)), None
+            return MetricResult(metric.name, value, target.type, amount, replicas), None
         ratio = value / (amount * current_replicas)
         if within_tolerance(ratio, up_tolerance, down_tolerance):
             held = MetricResult(
                 metric.name, value, target.type, amount, current_replicas, None, "WithinTolerance"
             )
             return held, ratio
-        return computed(_ceil(value / amount)), ratio
+        return MetricResult(metric.name, value, target.type, amount, replicas), ratio
 
     # Value and Utilization: the ratio scales the current count.
     ratio = value / amount
-    if current_replicas == 0:
-        return computed(_ceil(ratio)), None  # scale from zero: a base of one replica
+    if current_replicas == 0:  # scale from zero: a base of one replica
+        return MetricResult(metric.name, value, target.type, amount, _ceil(ratio)), None
     if within_tolerance(ratio, up_tolerance, down_tolerance):
         held = MetricResult(
             metric.name, value, target.type, amount, current_replicas, None, "WithinTolerance"
         )
         return held, ratio
-    return computed(_ceil(current_replicas * ratio)), ratio
+    replicas = _ceil(current_replicas * ratio)
+    return MetricResult(metric.name, value, target.type, amount, replicas), ratio
 
 
 def replicas_for_metric(
@@ -341,42 +399,47 @@ def stabilize(
     The unstabilized ``recommendation`` is recorded; records no longer in force within the
     longer window are dropped.
     """
-    up = _window_extreme(recommendation, recorded, scale_up_window, now, min)
-    down = _window_extreme(recommendation, recorded, scale_down_window, now, max)
+    # One pass over the records: the extreme over each window (a window of 0 looks at nothing
+    # recorded; the newest record at or before a window's start counts), and the pruning.
+    up = down = recommendation
+    use_up, use_down = scale_up_window > 0, scale_down_window > 0
+    up_cutoff, down_cutoff = now - scale_up_window, now - scale_down_window
+    longest = max(scale_up_window, scale_down_window)
+    keep_after = now - longest
+    up_in_force: int | None = None  # the newest record at or before each window's start
+    down_in_force: int | None = None
+    in_force: Recommendation | None = None  # ... and before the start of the longer window
+    kept: list[Recommendation] = []
+    for record in recorded:
+        time, replicas = record.time, record.replicas
+        if use_up:
+            if time > up_cutoff:
+                if replicas < up:
+                    up = replicas
+            else:
+                up_in_force = replicas
+        if use_down:
+            if time > down_cutoff:
+                if replicas > down:
+                    down = replicas
+            else:
+                down_in_force = replicas
+        if time > keep_after:
+            kept.append(record)
+        else:
+            in_force = record
+    if up_in_force is not None and up_in_force < up:
+        up = up_in_force
+    if down_in_force is not None and down_in_force > down:
+        down = down_in_force
     result = current_replicas
     if result < up:
         result = up
     if result > down:
         result = down
-    keep_after = now - max(scale_up_window, scale_down_window)
-    kept = [record for record in recorded if record.time > keep_after]
-    older = [record for record in recorded if record.time <= keep_after]
-    if older and max(scale_up_window, scale_down_window) > 0:
-        kept.insert(0, older[-1])  # still in force at the start of the longer window
+    if in_force is not None and longest > 0:
+        kept.insert(0, in_force)  # still in force at the start of the longer window
     return Stabilization(result, up, down, (*kept, Recommendation(now, recommendation)))
-
-
-def _window_extreme(
-    recommendation: int,
-    recorded: Sequence[Recommendation],
-    window: int,
-    now: float,
-    pick: Callable[[int, int], int],
-) -> int:
-    """min or max of ``recommendation`` and every record in force during the window."""
-    if window <= 0:
-        return recommendation
-    cutoff = now - window
-    result = recommendation
-    in_force_at_cutoff: Recommendation | None = None
-    for record in recorded:
-        if record.time > cutoff:
-            result = pick(result, record.replicas)
-        else:
-            in_force_at_cutoff = record
-    if in_force_at_cutoff is not None:
-        result = pick(result, in_force_at_cutoff.replicas)
-    return result
 
 
 # ----------------------------------------------------------------------------- 4. rate policies
@@ -671,6 +734,63 @@ def _rate_step(
     return Step("policy", before, after, message)
 
 
+# Conditions that read the same every time are made once (decisions are kept for every
+# autoscaler, and the fewer new objects a pass keeps, the less the garbage collector scans).
+_UP_DISABLED = ConditionInfo(
+    "AbleToScale",
+    "False",
+    "ScalingDisabled",
+    "scaling up is disabled by behavior.scaleUp.selectPolicy: Disabled",
+)
+_DOWN_DISABLED = ConditionInfo(
+    "AbleToScale",
+    "False",
+    "ScalingDisabled",
+    "scaling down is disabled by behavior.scaleDown.selectPolicy: Disabled",
+)
+_UP_STABILIZED = ConditionInfo(
+    "AbleToScale",
+    "True",
+    "ScaleUpStabilized",
+    "recent recommendations were lower than current one, applying the lowest recent recommendation",
+)
+_DOWN_STABILIZED = ConditionInfo(
+    "AbleToScale",
+    "True",
+    "ScaleDownStabilized",
+    "recent recommendations were higher than current one, "
+    "applying the highest recent recommendation",
+)
+_READY = ConditionInfo(
+    "AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size"
+)
+_NOT_LIMITED = ConditionInfo(
+    "ScalingLimited",
+    "False",
+    "DesiredWithinRange",
+    _LIMIT_MESSAGES["DesiredWithinRange"],
+)
+#: ``ScalingActive`` True, by the name of the metric that decided (bounded like _EFFECTIVE).
+_ACTIVE: dict[str, ConditionInfo] = {}
+_ACTIVE_MAX = 4096
+
+
+def _active(metric: str) -> ConditionInfo:
+    """``ScalingActive`` True: the count was computed from ``metric``."""
+    condition = _ACTIVE.get(metric)
+    if condition is None:
+        condition = ConditionInfo(
+            "ScalingActive",
+            "True",
+            "ValidMetricFound",
+            f"the autoscaler was able to compute the replica count from metric {metric}",
+        )
+        if len(_ACTIVE) >= _ACTIVE_MAX:
+            _ACTIVE.clear()
+        _ACTIVE[metric] = condition
+    return condition
+
+
 def _able_to_scale(
     current: int,
     desired: int,
@@ -682,47 +802,23 @@ def _able_to_scale(
     """HPA ``AbleToScale``: False when the needed direction is Disabled and nothing changed."""
     wanted = stabilized.replicas if stabilized is not None else current
     if desired == current and wanted > current and up_rules.select_policy == "Disabled":
-        return ConditionInfo(
-            "AbleToScale",
-            "False",
-            "ScalingDisabled",
-            "scaling up is disabled by behavior.scaleUp.selectPolicy: Disabled",
-        )
+        return _UP_DISABLED
     if desired == current and wanted < current and down_rules.select_policy == "Disabled":
-        return ConditionInfo(
-            "AbleToScale",
-            "False",
-            "ScalingDisabled",
-            "scaling down is disabled by behavior.scaleDown.selectPolicy: Disabled",
-        )
+        return _DOWN_DISABLED
     if desired != current:
         return ConditionInfo(
             "AbleToScale", "True", "SucceededRescale", f"scaling from {current} to {desired}"
         )
     if stabilized is not None and recommendation is not None and wanted != recommendation:
         if recommendation > current:
-            return ConditionInfo(
-                "AbleToScale",
-                "True",
-                "ScaleUpStabilized",
-                "recent recommendations were lower than current one, "
-                "applying the lowest recent recommendation",
-            )
-        return ConditionInfo(
-            "AbleToScale",
-            "True",
-            "ScaleDownStabilized",
-            "recent recommendations were higher than current one, "
-            "applying the highest recent recommendation",
-        )
-    return ConditionInfo(
-        "AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size"
-    )
+            return _UP_STABILIZED
+        return _DOWN_STABILIZED
+    return _READY
 
 
 def _scaling_limited(reason: LimitReason, steps: Sequence[Step]) -> ConditionInfo:
     if reason == "DesiredWithinRange":
-        return ConditionInfo("ScalingLimited", "False", reason, _LIMIT_MESSAGES[reason])
+        return _NOT_LIMITED
     return ConditionInfo(
         "ScalingLimited", "True", reason, f"{_LIMIT_MESSAGES[reason]}: {steps[-1].message}"
     )
@@ -752,8 +848,9 @@ def decide(
     if current_replicas < 0:
         raise ValueError(f"current_replicas must not be negative, got {current_replicas}")
     current = current_replicas
-    up_rules, down_rules = effective_rules(spec.behavior)
-    up_tolerance, down_tolerance = _tolerance(up_rules), _tolerance(down_rules)
+    rules = _rules(spec.behavior)
+    up_rules, down_rules = rules.up, rules.down
+    up_tolerance, down_tolerance = rules.up_tolerance, rules.down_tolerance
 
     # 1. one recommendation per metric
     evaluated = [
@@ -809,15 +906,9 @@ def decide(
                 "not scaling down on partial data",
             )
         else:
-            active = ConditionInfo(
-                "ScalingActive",
-                "True",
-                "ValidMetricFound",
-                "the autoscaler was able to compute the replica count from metric "
-                f"{combined.winner.name}",
-            )
+            active = _active(combined.winner.name)
             # 3. stabilization
-            up_window, down_window = _window(up_rules, "up"), _window(down_rules, "down")
+            up_window, down_window = rules.up_window, rules.down_window
             stabilized = stabilize(
                 recommendation, current, history.recommendations, up_window, down_window, now
             )
@@ -856,11 +947,10 @@ def decide(
         limit_reason = clamp_reason
 
     # 6. scale events still inside the longest policy period, plus this change
-    periods = [
-        p.period_seconds for p in (*_policies(up_rules, "up"), *_policies(down_rules, "down"))
-    ]
-    cutoff = now - max(periods)
+    cutoff = now - rules.longest_period
     events = tuple(event for event in history.scale_events if event.time > cutoff)
+    if len(events) == len(history.scale_events):
+        events = history.scale_events  # the same values: keep the tuple the history has
     if desired != current:
         events = (*events, ScaleEvent(now, desired - current))
 
