@@ -166,8 +166,18 @@ def main() -> None:
         spec.write_text(SPEC.format(queue_url=queue_url))
         port = _free_port()
         service = subprocess.Popen(
-            [sys.executable, "-m", "autoscaler.cli", "serve", "--config", str(spec),
-             "--port", str(port), "--log-level", "WARNING"],
+            [
+                sys.executable,
+                "-m",
+                "autoscaler.cli",
+                "serve",
+                "--config",
+                str(spec),
+                "--port",
+                str(port),
+                "--log-level",
+                "WARNING",
+            ],
             cwd=ROOT,
             env=env,
         )
@@ -180,7 +190,7 @@ def main() -> None:
 
     def summary(values: list[float]) -> dict[str, float]:
         ordered = sorted(values)
-        p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
         return {
             "p50_ms": round(statistics.median(ordered) * 1e3, 1),
             "p99_ms": round(p99 * 1e3, 1),
@@ -198,9 +208,7 @@ def main() -> None:
                 "polling_wait": summary(waits),
                 "overhead": overhead,
                 "baseline_bare_api_calls": floor,
-                "overhead_p50_over_baseline_p50": round(
-                    overhead["p50_ms"] / floor["p50_ms"], 2
-                ),
+                "overhead_p50_over_baseline_p50": round(overhead["p50_ms"] / floor["p50_ms"], 2),
             },
             indent=2,
         )
@@ -251,7 +259,11 @@ def run_trials(
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "MessageBody": "job"} for i in range(burst)],
         )
-        if not wait_until(lambda: recorder.first("SetDesiredCapacity", sent, burst), 20):
+
+        def actuated_now(sent: float = sent, burst: int = burst) -> float | None:
+            return recorder.first("SetDesiredCapacity", sent, burst)
+
+        if not wait_until(actuated_now, 20):
             raise SystemExit(f"trial {trial}: no SetDesiredCapacity({burst}) within 20 s")
         actuated = recorder.first("SetDesiredCapacity", sent, burst)
         observed = recorder.first("GetQueueAttributes", sent)
