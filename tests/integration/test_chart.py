@@ -40,28 +40,22 @@ NAMESPACED_RULES: set[tuple[str, str, str]] = {
         for kind in ("horizontalautoscalers", "metricsproducers", "scalablenodegroups")
         for verb in ("get", "list", "watch")
     },
-    ("autoscaler.dev", "scalablenodegroups", "patch"),
-    ("autoscaler.dev", "scalablenodegroups", "update"),
+    ("autoscaler.dev", "scalablenodegroups", "patch"),  # spec.replicas, a merge patch
     *{
-        ("autoscaler.dev", f"{kind}/status", verb)
+        ("autoscaler.dev", f"{kind}/status", "update")  # a PUT of /status
         for kind in ("horizontalautoscalers", "metricsproducers", "scalablenodegroups")
-        for verb in ("get", "update", "patch")
     },
-    *{(group, "events", verb) for group in ("", "events.k8s.io") for verb in ("create", "patch")},
-    *{
-        ("cluster.x-k8s.io", kind, verb)
-        for kind in ("machinedeployments", "machinesets")
-        for verb in ("get", "list", "watch")
-    },
+    *{("", "events", verb) for verb in ("create", "patch")},
+    *{("cluster.x-k8s.io", kind, "get") for kind in ("machinedeployments", "machinesets")},
     *{
         ("cluster.x-k8s.io", f"{kind}/scale", verb)
         for kind in ("machinedeployments", "machinesets")
-        for verb in ("get", "update", "patch")
+        for verb in ("get", "patch")
     },
 }
 #: What the service may do cluster-wide in any case.
 CLUSTER_RULES: set[tuple[str, str, str]] = {
-    *{("", kind, verb) for kind in ("nodes", "pods") for verb in ("get", "list", "watch")},
+    *{("", kind, verb) for kind in ("nodes", "pods") for verb in ("list", "watch")},
     ("authentication.k8s.io", "tokenreviews", "create"),
     ("authorization.k8s.io", "subjectaccessreviews", "create"),
 }

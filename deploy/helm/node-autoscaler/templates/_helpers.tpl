@@ -65,29 +65,26 @@ Granted cluster-wide (ClusterRole), or per watched namespace (Role) when watchNa
 - apiGroups: ["autoscaler.dev"]
   resources: ["horizontalautoscalers", "metricsproducers"]
   verbs: ["get", "list", "watch"]
-# Read node groups and write spec.replicas (the service's decision).
+# Read node groups and write spec.replicas (the service's decision, a merge patch).
 - apiGroups: ["autoscaler.dev"]
   resources: ["scalablenodegroups"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-# Report status, conditions and the algorithm's history.
+  verbs: ["get", "list", "watch", "patch"]
+# Report status, conditions and the algorithm's history (a PUT of /status).
 - apiGroups: ["autoscaler.dev"]
   resources: ["horizontalautoscalers/status", "metricsproducers/status", "scalablenodegroups/status"]
-  verbs: ["get", "patch", "update"]
-# Record Events on the three kinds (both Event APIs).
+  verbs: ["update"]
+# Record Events on the three kinds (core Events; repeats are patched with a count).
 - apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- if .Values.rbac.clusterAPI }}
 # Cluster API node groups: read them, resize them through /scale only.
 - apiGroups: ["cluster.x-k8s.io"]
   resources: ["machinedeployments", "machinesets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get"]
 - apiGroups: ["cluster.x-k8s.io"]
   resources: ["machinedeployments/scale", "machinesets/scale"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
 {{- end }}
 {{- end }}
 
@@ -97,7 +94,7 @@ Granted cluster-wide (ClusterRole), or per watched namespace (Role) when watchNa
 # Node readiness and capacity, pending and running pods (reservedCapacity, pendingCapacity).
 - apiGroups: [""]
   resources: ["nodes", "pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
 # Authenticate and authorize callers of the HTTP API that present a Kubernetes token.
 - apiGroups: ["authentication.k8s.io"]
