@@ -205,7 +205,7 @@ def metric_output(
     error = 0.0 if within else ratio - 1.0
     fresh = previous is None or now - previous.time > STALE_STATE_SECONDS
     if fresh or previous is None:
-        state = PIDMetricState(metric.name, error, value, 0.0, now)
+        state = PIDMetricState(metric.name, error, value, 0.0, now, scale)
         output = float(current_replicas) if within else base
         return MetricOutput(output, Terms(), ratio, error, within, state, True)
     if now <= previous.time:
@@ -220,13 +220,18 @@ def metric_output(
     derivative = filtered_derivative(
         previous.derivative, slope, elapsed, gains.derivative_filter_seconds
     )
-    state = PIDMetricState(metric.name, error, value, derivative, now)
+    state = PIDMetricState(metric.name, error, value, derivative, now, scale)
     if within:
         return MetricOutput(float(current_replicas), Terms(), ratio, error, True, state)
     # The derivative in ratio units per second, with today's target (and count, for AverageValue).
     norm = target.amount * (scale if target.type == "AverageValue" else 1)
+    # An AverageValue error is relative to the count it was computed with: seen from today's
+    # count, a scale step between two readings must not look like a change of the signal.
+    previous_error = previous.error
+    if target.type == "AverageValue" and previous.replicas and previous.replicas != scale:
+        previous_error = (1.0 + previous.error) * previous.replicas / scale - 1.0
     terms = Terms(
-        p=scale * gains.kp * (error - previous.error),
+        p=scale * gains.kp * (error - previous_error),
         i=scale * gains.ki * error * dt,
         d=scale * gains.kd * (derivative - previous.derivative) / norm,
     )
@@ -330,6 +335,7 @@ def state_to_status(state: PIDState) -> PIDStatus:
                 measurement=m.measurement,
                 derivative=m.derivative,
                 time=to_datetime(m.time),
+                replicas=m.replicas,
             )
             for m in state.metrics
         ],
@@ -345,7 +351,9 @@ def state_from_status(status: PIDStatus | None) -> PIDState | None:
         applied=status.applied,
         time=to_timestamp(status.time),
         metrics=tuple(
-            PIDMetricState(m.name, m.error, m.measurement, m.derivative, to_timestamp(m.time))
+            PIDMetricState(
+                m.name, m.error, m.measurement, m.derivative, to_timestamp(m.time), m.replicas
+            )
             for m in status.metrics
         ),
     )
@@ -606,7 +614,10 @@ def decide(
     for output in outputs:
         if output is not None:
             memory = output.state
-            metric_states[memory.name] = replace(memory, error=0.0) if cut else memory
+            # A cut restarts the error memory at 0 for the applied count (bumpless).
+            metric_states[memory.name] = (
+                replace(memory, error=0.0, replicas=max(desired, 1)) if cut else memory
+            )
     if new_output is None:
         pid_state = history.pid  # nothing usable: remember what we had
     else:

@@ -69,6 +69,10 @@ class PIDMetricState:
     derivative: float
     #: When ``measurement`` was read (epoch seconds).
     time: float
+    #: The replica count ``error`` was computed with (an AverageValue error depends on it), so a
+    #: scale step between two readings is not mistaken for a change of the signal; None when
+    #: unknown, which skips that correction.
+    replicas: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

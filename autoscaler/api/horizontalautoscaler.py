@@ -193,7 +193,7 @@ class PIDParameters(Model):
     kd: float = Field(
         default=DEFAULT_PID_KD,
         ge=0,
-        le=100,
+        le=3600,
         description="Derivative gain, in seconds, on the measurement (not the error).",
     )
     derivative_filter_seconds: float = Field(
@@ -334,6 +334,7 @@ class PIDMetricStatus(Model):
     measurement: float
     derivative: float = Field(description="Filtered derivative of the value, per second.")
     time: datetime
+    replicas: int | None = Field(default=None, description="The count the error refers to.")
 
 
 class PIDStatus(Model):

@@ -173,7 +173,7 @@ def test_the_first_sample_initialises_the_memory_without_a_kick() -> None:
 
     assert decision.desired_replicas == 4  # ratio 10, but nothing is known about its past
     assert decision.history.pid is not None
-    assert decision.history.pid.metrics == (PIDMetricState("q/queue_length", 9.0, 40, 0.0, NOW),)
+    assert decision.history.pid.metrics == (PIDMetricState("q/queue_length", 9.0, 40, 0.0, NOW, 4),)
     assert "first sample, no kick" in decision.steps[0].message
 
 
@@ -736,7 +736,7 @@ spec:
         ({"kp": 0, "ki": 0, "kd": 0}, "all gains are 0"),
         ({"kp": 1, "ki": 0}, "ki must be greater than 0"),
         ({"kp": -1}, "greater than or equal to 0"),
-        ({"kd": 101}, "less than or equal to 100"),
+        ({"kd": 3601}, "less than or equal to 3600"),
     ],
     ids=["all zero", "no integral action", "negative", "too large"],
 )
@@ -757,3 +757,23 @@ def test_the_default_gains_are_valid_and_pid_may_be_left_out() -> None:
 
     assert bare.algorithm.pid_parameters == PIDParameters()
     assert PIDParameters().ki > 0
+
+
+def test_a_scale_step_between_two_readings_is_not_mistaken_for_a_falling_signal() -> None:
+    # AverageValue errors are relative to the count: 1 node at 1000 messages is an error of 9,
+    # 10 nodes at 1200 an error of 0.2. Read naively, the error "fell" by 8.8 and the
+    # proportional term would take the group to 0 with 1,200 messages queued.
+    spec = make_spec(
+        {"kp": 0.2, "ki": 0.05, "kd": 0},
+        behavior={
+            "scaleUp": {"policies": [{"type": "Pods", "value": 100, "periodSeconds": 15}]},
+            "scaleDown": {"stabilizationWindowSeconds": 0},
+        },
+        amount=100,
+    )
+    history = History()
+    current = 1
+    for step, queue in enumerate((100, 1000, 1200)):
+        decision = pid.decide(spec, current, [metric(queue, amount=100)], history, NOW + 15 * step)
+        history, current = decision.history, decision.desired_replicas
+    assert current >= 12  # 1,200 messages at 100 per node
