@@ -223,14 +223,21 @@ def test_there_are_examples_of_every_kind() -> None:
     assert {doc["kind"] for _name, doc in DOCUMENTS} == set(KINDS)
 
 
-@pytest.mark.parametrize(("name", "doc"), DOCUMENTS, ids=[name for name, _ in DOCUMENTS])
-def test_every_example_the_models_accept_is_accepted_by_its_crd(
-    name: str, doc: dict[str, Any]
-) -> None:
+def _accepted_by_the_models(doc: dict[str, Any]) -> bool:
     try:
         KINDS[doc["kind"]].model_validate(doc)
     except pydantic.ValidationError:
-        pytest.skip("the page shows an invalid spec on purpose")
+        return False  # some pages show an invalid spec on purpose
+    return True
+
+
+ACCEPTED = [(name, doc) for name, doc in DOCUMENTS if _accepted_by_the_models(doc)]
+
+
+@pytest.mark.parametrize(("name", "doc"), ACCEPTED, ids=[name for name, _ in ACCEPTED])
+def test_every_example_the_models_accept_is_accepted_by_its_crd(
+    name: str, doc: dict[str, Any]
+) -> None:
     assert validate(_schema(doc["kind"]), doc) == []
 
 
