@@ -92,9 +92,7 @@ def test_conflicts_on_scale_are_read_again_and_retried_until_the_write_lands(
     # Every retry reads the object again (a fresh resourceVersion) before it writes.
     methods = [r.method for r in kube.requests if r.path.endswith("/md-0/scale")]
     writes = [i for i, method in enumerate(methods) if method == "PATCH"]
-    assert all(
-        "GET" in methods[previous + 1 : i] for previous, i in itertools.pairwise(writes)
-    )
+    assert all("GET" in methods[previous + 1 : i] for previous, i in itertools.pairwise(writes))
     view = loop.node_group_view(group)
     conditions = {c["type"]: c for c in view["status"]["conditions"]}
     assert conditions["Active"]["status"] == "True"  # a conflict never marked it inactive
