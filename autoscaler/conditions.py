@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from autoscaler.api import Condition
 from autoscaler.api.common import ConditionStatus
 from autoscaler.clock import to_datetime
 
 
-@dataclass(slots=True)
-class _Entry:
-    """One condition as plain values; its model is made when it is read."""
+class _Entry(NamedTuple):
+    """One condition as plain values (a tuple of them is not scanned by the GC)."""
 
     status: ConditionStatus
     reason: str
     message: str
     #: When the status last changed (epoch seconds).
     since: float
-    model: Condition | None = None
 
 
 class Conditions:
     """An ordered set of conditions keyed by type.
 
     The loop sets several conditions per object at every evaluation, nearly always to what they
-    were: setting an unchanged condition costs a comparison, and the :class:`Condition` models
-    are made only when read (and kept until the condition changes).
+    were: setting an unchanged condition costs a comparison. Conditions are kept as plain values;
+    :class:`Condition` models are made when read (:meth:`get`, :meth:`as_list`), and
+    :meth:`to_dicts` gives their JSON form without making any.
     """
 
     def __init__(self) -> None:
@@ -54,15 +53,41 @@ class Conditions:
     def as_list(self) -> list[Condition]:
         return [_model(type_, entry) for type_, entry in list(self._items.items())]
 
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """Every condition as ``Condition.to_dict()`` gives it (RFC 3339 times in UTC)."""
+        return [
+            {
+                "type": type_,
+                "status": entry.status,
+                "reason": entry.reason,
+                "message": entry.message,
+                "lastTransitionTime": _rfc3339(entry.since),
+            }
+            for type_, entry in list(self._items.items())
+        ]
+
+
+#: RFC 3339 texts of recent transition times: the conditions set in one pass share their time.
+_TIMES: dict[float, str] = {}
+_TIMES_MAX = 4096
+
+
+def _rfc3339(moment: float) -> str:
+    """``moment`` as pydantic writes an aware UTC datetime (``…T09:00:00Z``)."""
+    text = _TIMES.get(moment)
+    if text is None:
+        text = to_datetime(moment).isoformat().replace("+00:00", "Z")
+        if len(_TIMES) >= _TIMES_MAX:
+            _TIMES.clear()
+        _TIMES[moment] = text
+    return text
+
 
 def _model(type_: str, entry: _Entry) -> Condition:
-    model = entry.model
-    if model is None:
-        model = entry.model = Condition(
-            type=type_,
-            status=entry.status,
-            reason=entry.reason,
-            message=entry.message,
-            last_transition_time=to_datetime(entry.since),
-        )
-    return model
+    return Condition(
+        type=type_,
+        status=entry.status,
+        reason=entry.reason,
+        message=entry.message,
+        last_transition_time=to_datetime(entry.since),
+    )

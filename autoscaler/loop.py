@@ -52,6 +52,7 @@ from autoscaler.api import (
     ScalableNodeGroup,
     Signal,
 )
+from autoscaler.api.backends import in_memory
 from autoscaler.api.horizontalautoscaler import (
     HorizontalAutoscalerStatus,
     MetricSpec,
@@ -65,6 +66,7 @@ from autoscaler.conditions import Conditions
 from autoscaler.controls import Override, Pause
 from autoscaler.decisions import DecisionLog, DecisionRecord
 from autoscaler.errors import AutoscalerError, PermanentError, RetryableError
+from autoscaler.locks import YieldingLock
 from autoscaler.settings import LoopSettings
 from autoscaler.store import SignalStore
 
@@ -85,6 +87,8 @@ STALE_INTERVALS = 3.0
 STALE_GRACE_SECONDS = 30.0
 #: Faster node-group reads while nodes are still provisioning, so readiness shows promptly.
 UNSTABLE_SYNC_SECONDS = 2.0
+#: A node group without ``spec.limits`` (the defaults).
+_NO_LIMITS = NodeGroupLimits()
 #: Largest value/target ratio a metric may have (more is a broken signal, not a workload).
 MAX_RATIO = 1e12
 
@@ -158,6 +162,8 @@ class SourceRuntime:
     generation: int
     next_due: float
     in_flight: bool = False
+    #: The producer never waits on I/O: it runs on the loop's thread (see ``api.InMemory``).
+    inline: bool = False
     last_time: float | None = None
     status: dict[str, Any] = field(default_factory=dict)
     error: AutoscalerError | None = None
@@ -185,6 +191,8 @@ class NodeGroupRuntime:
     next_sync: float
     in_flight: bool = False
     dirty: bool = True
+    #: The provider never waits on I/O: it runs on the loop's thread (see ``api.InMemory``).
+    inline: bool = False
     observed: NodeGroupState | None = None
     last_updated: float | None = None
     attempt: int = 0
@@ -220,6 +228,9 @@ class AutoscalerRuntime:
 
     @property
     def target_key(self) -> str:
+        plan = self.plan
+        if plan is not None and plan.resource is self.resource:
+            return plan.target_key
         return f"{self.resource.metadata.namespace}/{self.resource.spec.scale_target_ref.name}"
 
 
@@ -300,7 +311,10 @@ class ControlLoop:
         self.query_producers: dict[str, SourceRuntime] = {}
         self.node_groups: dict[str, NodeGroupRuntime] = {}
         self.autoscalers: dict[str, AutoscalerRuntime] = {}
-        self.lock = threading.RLock()
+        #: Held by every pass, which lets waiting readers in between its steps.
+        self.lock = YieldingLock()
+        self._lock = self.lock
+        self._inline = InlineRunner()
         self.passes = 0
         self._rng = rng or random.Random()
         self._create_producer = create_producer
@@ -395,6 +409,7 @@ class ControlLoop:
             )
             try:
                 runtime.provider = self._create_provider(resource, self.context)
+                runtime.inline = in_memory(runtime.provider)
             except Exception as exc:
                 error = _translate(exc)
                 runtime.error = error
@@ -462,6 +477,7 @@ class ControlLoop:
     ) -> None:
         try:
             runtime.producer = create()
+            runtime.inline = in_memory(runtime.producer)
         except Exception as exc:
             error = _translate(exc)
             runtime.error = error
@@ -597,9 +613,15 @@ class ControlLoop:
         candidates += [o.expires for o in self.overrides.values() if o.expires is not None]
         return min(candidates)
 
+    def _let_readers_in(self) -> bool:
+        """Between two steps of a pass: let threads waiting for the lock in (see
+        :mod:`autoscaler.locks`); True when they may have changed the state meanwhile."""
+        return self._lock.let_waiters_in()
+
     def _collect(self) -> None:
         while self._completions:
             self._completions.popleft()()
+            self._let_readers_in()
 
     # ----------------------------------------------------------------- 2. observe
 
@@ -613,7 +635,9 @@ class ControlLoop:
                 continue
             runtime.in_flight = True
             runtime.next_due = now + runtime.interval_seconds
-            self.runner.submit(self._producer_work(runtime, runtime.producer, now))
+            runner = self._inline if runtime.inline else self.runner
+            runner.submit(self._producer_work(runtime, runtime.producer, now))
+            self._let_readers_in()
 
     def _producer_work(
         self, runtime: SourceRuntime, producer: Producer, now: float
@@ -671,7 +695,9 @@ class ControlLoop:
     # ----------------------------------------------------------------- 3. decide
 
     def _decide(self, now: float) -> None:
-        for runtime in self.autoscalers.values():
+        for runtime in list(self.autoscalers.values()):
+            if self._let_readers_in() and self.autoscalers.get(runtime.key) is not runtime:
+                continue  # removed meanwhile
             if runtime.dirty or runtime.next_due <= now:
                 runtime.dirty = False
                 runtime.next_due = now + self.settings.resync_seconds
@@ -881,7 +907,7 @@ class ControlLoop:
     ) -> Decision:
         """Steps after the node group's bounds: its limits, the node budget, an override, a
         pause, dry run (:mod:`autoscaler.controls`)."""
-        limits = group.resource.spec.limits or NodeGroupLimits()
+        limits = group.resource.spec.limits or _NO_LIMITS
         decision = controls.node_group_limit(decision, limits, group.observed, group.key, now)
         if self.settings.max_total_nodes is not None:
             others = sum(self._node_count(g) for g in self.node_groups.values() if g is not group)
@@ -1033,7 +1059,9 @@ class ControlLoop:
     # ----------------------------------------------------------------- 4. actuate
 
     def _actuate(self, now: float) -> None:
-        for group in self.node_groups.values():
+        for group in list(self.node_groups.values()):
+            if self._let_readers_in() and self.node_groups.get(group.key) is not group:
+                continue  # removed or replaced meanwhile
             if group.provider is None or group.in_flight:
                 continue
             if not group.dirty and group.next_sync > now:
@@ -1041,9 +1069,8 @@ class ControlLoop:
             group.dirty = False
             group.in_flight = True
             desired = None if self.settings.dry_run else group.desired  # a dry run only reads
-            self.runner.submit(
-                self._provider_work(group, group.provider, desired, group.observed, now)
-            )
+            runner = self._inline if group.inline else self.runner
+            runner.submit(self._provider_work(group, group.provider, desired, group.observed, now))
 
     def _provider_work(
         self,
@@ -1126,7 +1153,8 @@ class ControlLoop:
         group.error = None
         group.attempt = 0
         settled = state.stable and group.observed is not None and not group.observed.stable
-        group.observed = state
+        if state != group.observed:  # an equal read keeps the old object (less for the GC)
+            group.observed = state
         group.last_updated = now
         first_read = group.desired is None
         if group.desired is None:
@@ -1309,6 +1337,8 @@ def _checked_observation(observation: object) -> Observation:
 
 def _checked_state(state: object) -> NodeGroupState:
     """``state`` if its counts are consistent, else a PermanentError naming what is wrong."""
+    if type(state) is NodeGroupState and _plain_counts(state):
+        return state  # the usual case, checked without building the list of problems
     if not isinstance(state, NodeGroupState):
         raise PermanentError(
             f"the provider returned {type(state).__name__}, not a NodeGroupState",
@@ -1336,6 +1366,20 @@ def _checked_state(state: object) -> NodeGroupState:
     return state
 
 
+def _plain_counts(state: NodeGroupState) -> bool:
+    """Counts that are plain non-negative ints (bounds may be None) with min ≤ max."""
+    desired, ready, low, high = state.desired, state.ready, state.min_size, state.max_size
+    return (
+        type(desired) is int
+        and type(ready) is int
+        and desired >= 0
+        and ready >= 0
+        and (low is None or (type(low) is int and low >= 0))
+        and (high is None or (type(high) is int and high >= 0))
+        and (low is None or high is None or low <= high)
+    )
+
+
 def _clamp(value: int, low: int | None, high: int | None) -> int:
     if high is not None and value > high:
         value = high
@@ -1345,7 +1389,7 @@ def _clamp(value: int, low: int | None, high: int | None) -> int:
 
 
 def _conditions(conditions: Conditions) -> list[dict[str, Any]]:
-    return [c.to_dict() for c in conditions.as_list()]
+    return conditions.to_dicts()
 
 
 def _view(

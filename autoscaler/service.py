@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from autoscaler import gctune
+from autoscaler import tuning
 from autoscaler.api import BackendContext, Clock
 from autoscaler.auth import Authenticator, authenticator_for
 from autoscaler.clock import system_clock
@@ -88,7 +88,7 @@ class Service:
             log.error("invalid spec: %s", issue)
         if result.ok or not self.loaded_once:
             self.loop.apply(result.specs)
-            gctune.after_load()  # the specs and runtime state live long: stop scanning them
+            tuning.after_load()  # the specs and runtime state live long: stop scanning them
             specs = result.specs
             log.info(
                 "specs %s: %d node groups, %d producers, %d autoscalers",

@@ -71,7 +71,7 @@ class SignalStore:
         wanted = labels or {}
         with self._lock:
             named = self._by_name.get(producer, {}).get(name, ())
-        found = [s for s in named if _matches(s, name, wanted)]
+        found = [s for s in named if _matches(s, name, wanted)] if wanted else list(named)
         if not found:
             raise PermanentError(f"producer {producer} has no signal {name!r} yet", code="NoSignal")
         if len(found) > 1:

@@ -132,6 +132,9 @@ def _iso(timestamp: float) -> str:
 class ScheduleProducer:
     """Emits ``replicas``: the count the schedule asks for at ``now``."""
 
+    #: Observations never wait on I/O: the loop makes them on its own thread (``api.InMemory``).
+    in_memory = True
+
     def __init__(self, timezone: str, default_replicas: int, windows: list[_Window]) -> None:
         self.timezone = timezone
         self.default_replicas = default_replicas

@@ -33,6 +33,9 @@ def _nodes(count: int) -> str:
 class SimulatedNodeGroup:
     """An in-memory node group whose new nodes become ready after a fixed delay."""
 
+    #: Calls never wait on I/O: the loop makes them on its own thread (``api.InMemory``).
+    in_memory = True
+
     def __init__(
         self,
         name: str,

@@ -72,6 +72,19 @@ class Provider(Protocol):
         ...
 
 
+class InMemory(Protocol):
+    """An extra ability: a producer or provider whose calls never wait on I/O (its state is in
+    memory, like ``Simulated`` and ``schedule``). The loop calls it on its own thread instead of
+    handing each call to a worker thread and back."""
+
+    in_memory: bool
+
+
+def in_memory(backend: object) -> bool:
+    """Whether ``backend`` says its calls never wait on I/O (see :class:`InMemory`)."""
+    return getattr(backend, "in_memory", False) is True
+
+
 def _aws_clients() -> Any:
     from autoscaler.aws import AWSClients
 

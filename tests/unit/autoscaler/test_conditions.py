@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from autoscaler.conditions import Conditions
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
-def test_setting_the_same_condition_again_keeps_its_model_and_transition_time() -> None:
+def test_setting_the_same_condition_again_keeps_its_transition_time() -> None:
     conditions = Conditions()
     assert conditions.set("Active", "True", "Observed", "fine", T0) is True
     first = conditions.get("Active")
     assert first is not None
     assert first.last_transition_time == datetime(2026, 1, 1, tzinfo=UTC)
     assert conditions.set("Active", "True", "Observed", "fine", T0 + 60) is False
-    assert conditions.get("Active") is first
+    assert conditions.get("Active") == first
 
 
 def test_a_new_message_keeps_the_transition_time_and_a_new_status_moves_it() -> None:
@@ -48,3 +50,15 @@ def test_conditions_list_in_the_order_first_set_and_can_be_removed() -> None:
     conditions.remove("Active")
     assert [c.type for c in conditions.as_list()] == ["AbleToScale"]
     assert conditions.get("Active") is None
+
+
+@pytest.mark.parametrize(
+    "since",
+    [T0, T0 + 0.5, T0 + 0.123456, T0 + 59.9999995, 0.0, 253402300799.0],
+    ids=["whole second", "half", "microseconds", "rounding", "epoch", "year 9999"],
+)
+def test_the_json_form_is_what_the_condition_model_gives(since: float) -> None:
+    conditions = Conditions()
+    conditions.set("Active", "True", "Observed", "fine", since)
+    conditions.set("AbleToScale", "False", "", "", since)
+    assert conditions.to_dicts() == [c.to_dict() for c in conditions.as_list()]

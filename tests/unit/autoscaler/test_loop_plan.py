@@ -1,14 +1,19 @@
-"""What the loop precomputes per autoscaler spec (its plan) follows spec edits."""
+"""What the loop precomputes per autoscaler spec (its plan) follows spec edits; in-memory
+backends run on the loop's thread, and readers get the lock between the steps of a pass."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
+from autoscaler.api import NodeGroupState, ScalableNodeGroup
 from autoscaler.clock import FakeClock
 from autoscaler.config import SpecSet
-from autoscaler.loop import ControlLoop
+from autoscaler.loop import ControlLoop, ThreadRunner
 from autoscaler.settings import LoopSettings
-from tests.support import Backends, autoscaler, node_group, schedule_producer
+from tests.support import Backends, FakeProvider, autoscaler, node_group, schedule_producer
 
 
 def _specs(*objects: object) -> SpecSet:
@@ -108,3 +113,59 @@ def test_an_edited_target_moves_the_decisions_to_the_new_node_group(
     assert (backends.providers["g"].desired, backends.providers["h"].desired) == (10, 10)
     view = loop.autoscaler_view(loop.autoscalers["default/a"])
     assert view["spec"]["scaleTargetRef"]["name"] == "h"
+
+
+class _SlowProvider(FakeProvider):
+    """A fake provider whose reads take a while, recording the threads that call it."""
+
+    in_memory = True
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.threads: set[str] = set()
+
+    def get_replicas(self) -> NodeGroupState:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.002)
+        return super().get_replicas()
+
+
+def test_in_memory_backends_run_on_the_loop_thread_and_readers_get_in_during_a_pass(
+    clock: FakeClock,
+) -> None:
+    providers: dict[str, _SlowProvider] = {}
+
+    def create_provider(resource: ScalableNodeGroup, _: object) -> _SlowProvider:
+        return providers.setdefault(resource.metadata.name, _SlowProvider())
+
+    loop = ControlLoop(
+        clock,
+        LoopSettings(),
+        runner=ThreadRunner(2),
+        create_producer=Backends().create_producer,
+        create_provider=create_provider,
+    )
+    groups = {f"default/g{i}": node_group(f"g{i}", replicas=1) for i in range(100)}
+    loop.apply(SpecSet(node_groups=groups))
+    assert all(loop.node_groups[key].inline for key in groups)
+
+    waited: list[float] = []
+
+    def reader() -> None:
+        time.sleep(0.02)  # the pass (100 reads of 2 ms) is under way
+        started = time.monotonic()
+        with loop.lock:
+            waited.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    started = time.monotonic()
+    loop.run_once()
+    pass_seconds = time.monotonic() - started
+    thread.join(5)
+    loop.runner.shutdown()
+    assert {name for p in providers.values() for name in p.threads} == {
+        threading.current_thread().name
+    }
+    assert all(g.observed is not None for g in loop.node_groups.values())
+    assert waited and waited[0] < pass_seconds / 2  # let in mid-pass, not after it
