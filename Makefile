@@ -49,6 +49,9 @@ audit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/loop_pass.py
 
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
+
 # Generated deployment files (deploy/crds, the chart's crds/, deploy/manifests); tests check them.
 .PHONY: crds manifests
 crds: $(STAMP)
