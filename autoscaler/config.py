@@ -639,12 +639,12 @@ def _autoscaler_reference_problems(resource: HorizontalAutoscaler, specs: SpecSe
     if f"{namespace}/{target}" not in specs.node_groups:
         path: FieldPath = ("spec", "scaleTargetRef", "name")
         problems.append((path, _not_found("ScalableNodeGroup", target, namespace)))
-    for index, metric in enumerate(resource.spec.metrics):
+    for where, metric in resource.spec.sources():
         if metric.producer is None:
             continue
         name = metric.producer.name
         if f"{namespace}/{name}" not in specs.producers:
-            path = ("spec", "metrics", index, "producer", "name")
+            path = ("spec", *where, "producer", "name")
             problems.append((path, _not_found("MetricsProducer", name, namespace)))
     return problems
 

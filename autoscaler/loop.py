@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from autoscaler import controls, prometheus, registry
 from autoscaler.algorithms import Decide, decide_for, history_status, restore_history
+from autoscaler.algorithms.activation import ActivationInput, gate
 from autoscaler.algorithms.types import (
     Decision,
     History,
@@ -55,7 +56,7 @@ from autoscaler.api import (
 from autoscaler.api.backends import in_memory
 from autoscaler.api.horizontalautoscaler import (
     HorizontalAutoscalerStatus,
-    MetricSpec,
+    MetricSource,
     MetricTarget,
     PrometheusMetricSource,
 )
@@ -256,7 +257,9 @@ class MetricRead:
     """How to read one metric of an autoscaler: its spec, resolved once."""
 
     name: str
-    target: MetricTarget
+    #: The metric's target; None for an activation condition.
+    target: MetricTarget | None
+    #: The target's amount, or the activation threshold.
     amount: float
     producer_key: str
     #: From an implicit prometheus producer (else from a MetricsProducer).
@@ -274,6 +277,8 @@ class AutoscalerPlan:
     resource: HorizontalAutoscaler
     target_key: str
     reads: tuple[MetricRead, ...]
+    #: The activation conditions (``spec.activation``), read like metrics.
+    activation: tuple[MetricRead, ...] = ()
     #: The algorithm, chosen at the first evaluation (where a failure is reported).
     decide: Decide | None = None
 
@@ -370,7 +375,7 @@ class ControlLoop:
             self._scalers = {}
             for rt in self.autoscalers.values():
                 plan = self._plan(rt)
-                for read in plan.reads:
+                for read in (*plan.reads, *plan.activation):
                     self._readers.setdefault(read.producer_key, set()).add(rt.key)
                 self._scalers.setdefault(plan.target_key, []).append(rt.key)
             self._saved = None
@@ -451,7 +456,7 @@ class ControlLoop:
         """One implicit producer per distinct prometheus metric source the autoscalers read."""
         wanted: dict[str, PrometheusMetricSource] = {}
         for rt in self.autoscalers.values():
-            for metric in rt.resource.spec.metrics:
+            for _, metric in rt.resource.spec.sources():
                 if metric.prometheus is not None:
                     key = self._source_key(rt.resource.metadata.namespace, metric)
                     wanted[key] = metric.prometheus
@@ -484,7 +489,7 @@ class ControlLoop:
             runtime.conditions.set("Active", "False", error.code, str(error), now)
             log.error("producer %s cannot start: %s", runtime.key, error)
 
-    def _source_key(self, namespace: str, metric: MetricSpec) -> str:
+    def _source_key(self, namespace: str, metric: MetricSource) -> str:
         """The store key of the producer a metric reads (explicit or implicit)."""
         if metric.prometheus is not None:
             return prometheus.source_key(namespace, metric.prometheus, self._prometheus)
@@ -497,20 +502,29 @@ class ControlLoop:
         if plan is None or plan.resource is not runtime.resource:
             resource = runtime.resource
             namespace = resource.metadata.namespace
+
+            def read(
+                source: MetricSource, target: MetricTarget | None, amount: float
+            ) -> MetricRead:
+                return MetricRead(
+                    name=source.display_name,
+                    target=target,
+                    amount=amount,
+                    producer_key=self._source_key(namespace, source),
+                    query=source.prometheus is not None,
+                    signal=source.producer.metric if source.producer is not None else None,
+                    labels=source.producer.labels if source.producer is not None else {},
+                )
+
             plan = runtime.plan = AutoscalerPlan(
                 resource=resource,
                 target_key=f"{namespace}/{resource.spec.scale_target_ref.name}",
                 reads=tuple(
-                    MetricRead(
-                        name=metric.display_name,
-                        target=metric.target,
-                        amount=metric.target.amount,
-                        producer_key=self._source_key(namespace, metric),
-                        query=metric.prometheus is not None,
-                        signal=metric.producer.metric if metric.producer is not None else None,
-                        labels=metric.producer.labels if metric.producer is not None else {},
-                    )
+                    read(metric, metric.target, metric.target.amount)
                     for metric in resource.spec.metrics
+                ),
+                activation=tuple(
+                    read(condition, None, condition.above) for condition in resource.spec.activation
                 ),
             )
         return plan
@@ -709,18 +723,26 @@ class ControlLoop:
                     runtime.conditions.set("ScalingActive", "False", "InternalError", message, now)
 
     def _read(self, read: MetricRead, now: float) -> MetricInput:
-        name, target, producer_key = read.name, read.target, read.producer_key
+        assert read.target is not None
+        value, error, failures = self._value(read, now)
+        return MetricInput(read.name, read.target, value, error, failures)
+
+    def _read_activation(self, read: MetricRead, now: float) -> ActivationInput:
+        value, error, _ = self._value(read, now)
+        return ActivationInput(read.name, read.amount, value, error)
+
+    def _value(self, read: MetricRead, now: float) -> tuple[float | None, str | None, int]:
+        """A source's current value, or None with why and the producer's failed runs."""
+        producer_key = read.producer_key
         producer: SourceRuntime | None = (
             self.query_producers.get(producer_key)
             if read.query
             else self.producers.get(producer_key)
         )
         if producer is None:
-            return MetricInput(name, target, None, f"producer {producer_key} not found")
+            return None, f"producer {producer_key} not found", 0
         if producer.error is not None:
-            return MetricInput(
-                name, target, None, str(producer.error), producer.consecutive_failures
-            )
+            return None, str(producer.error), producer.consecutive_failures
         signal_name: str = prometheus.SIGNAL
         labels: Mapping[str, str] = {}
         if not read.query and isinstance(producer, ProducerRuntime):
@@ -729,15 +751,17 @@ class ControlLoop:
         try:
             signal = self.store.get(producer_key, signal_name, labels)
         except AutoscalerError as exc:
-            return MetricInput(name, target, None, str(exc))
+            return None, str(exc), 0
         interval = producer.interval_seconds
         age = now - signal.timestamp
         if age > STALE_INTERVALS * interval + STALE_GRACE_SECONDS:
-            return MetricInput(name, target, None, f"signal is stale ({age:.0f}s old)")
-        problem = _unusable_value(signal.value, read.amount)
+            return None, f"signal is stale ({age:.0f}s old)", 0
+        # An activation threshold may be 0: only the value's own range is checked then.
+        divisor = read.amount if read.target is not None else max(read.amount, 1.0)
+        problem = _unusable_value(signal.value, divisor)
         if problem is not None:
-            return MetricInput(name, target, None, f"signal {signal_name}: {problem}")
-        return MetricInput(name, target, signal.value)
+            return None, f"signal {signal_name}: {problem}", 0
+        return signal.value, None, 0
 
     @staticmethod
     def _count_failures(runtime: AutoscalerRuntime, index: int, metric: MetricInput) -> MetricInput:
@@ -773,6 +797,9 @@ class ControlLoop:
         if plan.decide is None:
             plan.decide = decide_for(resource.spec)  # Proportional or PID, maybe predictive
         decision = plan.decide(resource.spec, current, inputs, runtime.history, now)
+        if plan.activation:
+            activation = [self._read_activation(read, now) for read in plan.activation]
+            decision = gate(decision, activation, now)
         decision = self._apply_group_bounds(decision, group, now)
         decision = self._apply_controls(runtime, group, decision, now)
         applied = not self.settings.dry_run

@@ -86,6 +86,16 @@ PID_VARIANTS: tuple[tuple[str, float | None, float | None], ...] = (
 
 def _hpa_behaviour(spec: dict[str, Any], workload: recipes.Workload) -> None:
     del spec["behavior"]
+    spec.pop("activation", None)
+
+
+def _no_activation(spec: dict[str, Any], workload: recipes.Workload) -> None:
+    spec.pop("activation", None)
+
+
+def _activation_length_only(spec: dict[str, Any], workload: recipes.Workload) -> None:
+    if "activation" in spec:
+        spec["activation"] = spec["activation"][:1]
 
 
 def _no_hold(spec: dict[str, Any], workload: recipes.Workload) -> None:
@@ -125,6 +135,8 @@ ABLATIONS: tuple[tuple[str, Any], ...] = (
     ("scale-down window = D", _window_startup),
     ("HPA default scale-up policies", _hpa_scale_up),
     ("+ oldest-age metric, Value target B", _age_metric),
+    ("no activation (any item leaves zero)", _no_activation),
+    ("activation on queue length only (> T)", _activation_length_only),
 )
 
 

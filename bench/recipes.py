@@ -14,6 +14,9 @@ From them (``docs/tuning.md`` explains every choice and why it generalizes)::
     target   T = μ × B           AverageValue on queue_length: items per node
     release  1 − I / B           scale-down tolerance: remove nodes only once each holds less
                                  than one reading's worth of work (the queue is nearly drained)
+    activation (minimum 0 only)  leave zero nodes only for more than T items, or once the
+                                 oldest item has waited B − L (L: how late the age is read;
+                                 0 when read directly, ~2 minutes through CloudWatch)
 
 Three recipes share these numbers:
 
@@ -77,6 +80,8 @@ class Workload:
     min_nodes: int = 0
     max_nodes: int = 200
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    #: How late the oldest item's age is read (0: directly; SQS via CloudWatch: about 120 s).
+    age_lag_seconds: float = 0.0
 
     @classmethod
     def from_scenario(cls, path: str | Path) -> Workload:
@@ -107,6 +112,9 @@ class Derived:
     kd: float
     derivative_filter_seconds: float
     horizon_seconds: int
+    #: Activation thresholds (None when the group never goes to zero: minimum above 0).
+    activation_items: float | None
+    activation_age_seconds: float | None
 
 
 def derive(workload: Workload) -> Derived:
@@ -131,6 +139,12 @@ def derive(workload: Workload) -> Derived:
         kd=min(_round(workload.startup_seconds, 1), MAX_KD),
         derivative_filter_seconds=2 * interval,
         horizon_seconds=max(1, math.ceil(workload.startup_seconds)),
+        activation_items=_round(workload.items_per_second * budget, 3)
+        if workload.min_nodes == 0
+        else None,
+        activation_age_seconds=max(0.0, _round(budget - workload.age_lag_seconds, 1))
+        if workload.min_nodes == 0
+        else None,
     )
 
 
@@ -175,7 +189,12 @@ def _yaml_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _common_docs(names: Names, interval: float) -> str:
+def _common_docs(names: Names, interval: float, oldest_age: bool = False) -> str:
+    age = (
+        "\n    oldestMessageAge: true   # publishes queue_oldest_message_age_seconds (activation)"
+        if oldest_age
+        else ""
+    )
     return f"""apiVersion: autoscaler.dev/v1alpha1
 kind: ScalableNodeGroup
 metadata:
@@ -194,7 +213,7 @@ spec:
   intervalSeconds: {_yaml_number(interval)}   # I: how often the queue is read
   queue:
     type: AWSSQSQueue
-    id: {names.queue_id}
+    id: {names.queue_id}{age}
     # includeInFlight stays true (the default): a node's items in flight count, so a scale-down
     # never sees an empty queue while nodes are still busy.
 """
@@ -218,6 +237,13 @@ def _header(recipe: str, workload: Workload, derived: Derived, how_to_run: str) 
         f"#   release 1 − I / B     = {_num(d.release_tolerance)}   scale down only once each "
         "node holds < I s of work",
     ]
+    if d.activation_items is not None and d.activation_age_seconds is not None:
+        lag = f" − {_num(w.age_lag_seconds)} s (the age is read late)" if w.age_lag_seconds else ""
+        lines += [
+            f"#   activation: leave 0 nodes for > T = {_num(d.activation_items)} items, or once "
+            f"the oldest item",
+            f"#               has waited > B{lag} = {_num(d.activation_age_seconds)} s",
+        ]
     if recipe == "pid":
         lines += [
             f"#   ki = 1 / I            = {d.ki:g} the integral takes the proportional step "
@@ -237,6 +263,21 @@ def _header(recipe: str, workload: Workload, derived: Derived, how_to_run: str) 
 def _autoscaler(recipe: str, workload: Workload, derived: Derived, names: Names) -> str:
     w, d = workload, derived
     interval = _yaml_number(w.interval_seconds)
+    activation = ""
+    if d.activation_items is not None and d.activation_age_seconds is not None:
+        lag = " − L" if w.age_lag_seconds else ""
+        activation = f"""  activation:
+    # At 0 nodes, a trickle waits until its oldest item has used its budget; a real batch
+    # (more than one node's worth) starts nodes at once. Activation never removes a node.
+    - producer:
+        name: {names.producer}
+      above: {_yaml_number(d.activation_items)}   # T: one node's worth of work
+    - producer:
+        name: {names.producer}
+        metric: queue_oldest_message_age_seconds
+      # B{lag}: the wait an item can afford before a node starts
+      above: {_yaml_number(d.activation_age_seconds)}
+"""
     if recipe == "pid":
         algorithm = f"""  algorithm:
     type: PID
@@ -291,7 +332,7 @@ spec:
         - type: Percent
           value: {RELEASE_PERCENT}
           periodSeconds: {interval}
-"""
+{activation}"""
 
 
 def render(
@@ -317,7 +358,7 @@ def render(
         )
     return (
         _header(recipe, workload, derived, how_to_run)
-        + _common_docs(names, workload.interval_seconds)
+        + _common_docs(names, workload.interval_seconds, derived.activation_items is not None)
         + "---\n"
         + _autoscaler(recipe, workload, derived, names)
     )
@@ -394,6 +435,7 @@ EXAMPLE = Workload(
     startup_seconds=90.0,
     min_nodes=0,
     max_nodes=50,
+    age_lag_seconds=120.0,  # SQS's age comes from CloudWatch: one-minute datapoints, late
 )
 
 
@@ -448,6 +490,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-nodes", type=int, default=0)
     parser.add_argument("--max-nodes", type=int, default=200)
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_SECONDS)
+    parser.add_argument(
+        "--age-lag",
+        type=float,
+        default=0.0,
+        help="L: how late the oldest item's age is read, seconds (SQS via CloudWatch: ~120)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -462,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.min_nodes,
                 args.max_nodes,
                 args.interval,
+                args.age_lag,
             )
             names = replace(BENCH_NAMES, node_group="workers", producer="jobs-queue")
             sys.stdout.write(

@@ -17,6 +17,7 @@ Rule = Literal[
     "stabilization",  # stabilization window held the value
     "policy",  # a Pods/Percent rate policy limited the change (or selectPolicy Disabled)
     "minMax",  # minReplicas / maxReplicas clamp
+    "activation",  # at 0 replicas and no activation value above its threshold: stays at 0
     "nodeGroupBounds",  # the node group's own MinSize/MaxSize (applied by the controller)
     # Operator controls and safety limits, applied by the loop (autoscaler.controls):
     "nodeGroupLimit",  # the node group's spec.limits: step sizes, scale-in only when stable

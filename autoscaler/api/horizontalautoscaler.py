@@ -98,13 +98,14 @@ class MetricTarget(Model):
         return value
 
 
-class MetricSpec(Model):
+class MetricSource(Model):
+    """Where a value is read: a MetricsProducer's signal or a Prometheus query (exactly one)."""
+
     producer: ProducerMetricSource | None = None
     prometheus: PrometheusMetricSource | None = None
-    target: MetricTarget
 
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> MetricSpec:
+    def _exactly_one_source(self) -> MetricSource:
         if (self.producer is None) == (self.prometheus is None):
             raise ValueError("exactly one of producer, prometheus must be set")
         return self
@@ -115,6 +116,22 @@ class MetricSpec(Model):
             return f"{self.producer.name}/{self.producer.metric or 'default'}"
         assert self.prometheus is not None
         return f"prometheus:{self.prometheus.query}"
+
+
+class MetricSpec(MetricSource):
+    """A metric that sizes the node group: a source and a target."""
+
+    target: MetricTarget
+
+
+class ActivationMetric(MetricSource):
+    """A condition for leaving zero replicas (like KEDA's activation thresholds): the value of
+    the source must be above ``above``."""
+
+    above: Quantity = Field(
+        ge=0,
+        description="The autoscaler is active while the value is above this (strictly).",
+    )
 
 
 class ScalingPolicy(Model):
@@ -296,12 +313,32 @@ class HorizontalAutoscalerSpec(Model):
     behavior: Behavior = Field(default_factory=Behavior)
     algorithm: Algorithm = Field(default_factory=Algorithm)
     fallback: Fallback | None = None
+    activation: list[ActivationMetric] = Field(
+        default_factory=list,
+        max_length=10,
+        description=(
+            "Scale from zero only while one of these values is above its threshold (needs "
+            "minReplicas 0). Empty: any recommendation above zero leaves zero."
+        ),
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> HorizontalAutoscalerSpec:
         if self.max_replicas < self.min_replicas:
             raise ValueError("maxReplicas must be greater than or equal to minReplicas")
+        if self.activation and self.min_replicas != 0:
+            raise ValueError(
+                "activation needs minReplicas 0 (it only decides when to leave zero replicas)"
+            )
         return self
+
+    def sources(self) -> list[tuple[tuple[str | int, ...], MetricSource]]:
+        """Every source the autoscaler reads with its field path: the metrics, then the
+        activation conditions."""
+        return [
+            *((("metrics", i), m) for i, m in enumerate(self.metrics)),
+            *((("activation", i), a) for i, a in enumerate(self.activation)),
+        ]
 
 
 class MetricStatus(Model):

@@ -510,7 +510,7 @@ class ClusterService:
         read = {
             f"{resource.metadata.namespace}/{metric.producer.name}"
             for resource in autoscalers.values()
-            for metric in resource.spec.metrics
+            for _, metric in resource.spec.sources()
             if metric.producer is not None
         }
         return SpecSet(

@@ -159,10 +159,10 @@ def check_specs(specs: SpecSet) -> list[str]:
                 f"(supported: {', '.join(SUPPORTED_SOURCES)})"
             )
     for key, autoscaler in sorted(specs.autoscalers.items()):
-        for index, metric in enumerate(autoscaler.spec.metrics):
+        for (field, index), metric in autoscaler.spec.sources():
             if metric.prometheus is not None:
                 problems.append(
-                    f"HorizontalAutoscaler {key}: spec.metrics[{index}].prometheus cannot be "
+                    f"HorizontalAutoscaler {key}: spec.{field}[{index}].prometheus cannot be "
                     "simulated (read a MetricsProducer instead)"
                 )
     return problems

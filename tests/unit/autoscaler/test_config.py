@@ -520,6 +520,41 @@ def test_a_dangling_reference_is_reported_at_the_referring_field(
     assert list(result.specs.node_groups) == ["default/workers"]
 
 
+def test_activation_sources_are_checked_like_metrics_and_reported_at_their_field() -> None:
+    activation = (
+        "  minReplicas: 0\n"
+        "  activation:\n"
+        "    - producer:\n"
+        "        name: office-hours\n"
+        "      above: 3\n"
+        "    - producer:\n"
+        "        name: nine-to-five\n"
+        "      above: 0\n"
+    )
+    text = docs(NODE_GROUP, PRODUCER, AUTOSCALER + activation)
+
+    result = load_text(text)
+
+    assert issues_of(result) == [
+        (
+            line_of(text, "name: nine-to-five"),
+            "spec.activation[1].producer.name",
+            "no valid MetricsProducer named 'nine-to-five' in namespace 'default'",
+        )
+    ]
+
+
+def test_activation_with_a_minimum_above_zero_is_rejected_naming_both_fields() -> None:
+    activation = (
+        "  minReplicas: 2\n  activation:\n    - producer: {name: office-hours}\n      above: 1\n"
+    )
+    result = load_text(docs(NODE_GROUP, PRODUCER, AUTOSCALER + activation))
+
+    assert [(path, message) for _, path, message in issues_of(result)] == [
+        ("spec", "activation needs minReplicas 0 (it only decides when to leave zero replicas)")
+    ]
+
+
 def test_references_do_not_cross_namespaces() -> None:
     autoscaler = AUTOSCALER.replace(
         "  name: workers\nspec", "  name: workers\n  namespace: b\nspec"

@@ -273,3 +273,70 @@ def test_the_autoscaler_view_status_loads_back_into_the_status_model(
     assert parsed.desired_replicas == 10
     assert parsed.reasons and parsed.current_metrics[0].reason == "WithinTolerance"
     assert parsed.recommendations
+
+
+def _at_zero_with_activation(clock: FakeClock, backends: Backends) -> ControlLoop:
+    from tests.support import FakeProducer
+
+    backends.producers["age"] = FakeProducer("queue_oldest_message_age_seconds")
+    activation = [
+        {"producer": {"name": "p", "metric": "queue_length"}, "above": 40},
+        {"producer": {"name": "age", "metric": "queue_oldest_message_age_seconds"}, "above": 600},
+    ]
+    loop = _loop(clock, backends)
+    specs = _specs(
+        node_group(replicas=0),
+        schedule_producer(),
+        schedule_producer("age"),
+        autoscaler(minReplicas=0, activation=activation, average_value=40),
+    )
+    loop.apply(specs)
+    loop.run_once()
+    return loop
+
+
+def test_at_zero_a_small_queue_waits_until_its_oldest_item_reaches_the_age_threshold(
+    clock: FakeClock, backends: Backends
+) -> None:
+    loop = _at_zero_with_activation(clock, backends)
+    backends.producers["p"].value = 5
+    backends.producers["age"].value = 300
+    clock.advance(15)
+    loop.run_once()
+    assert backends.providers["g"].desired == 0
+    last = loop.autoscalers["default/a"].last
+    assert last is not None and last.steps[-1].rule == "activation"
+
+    backends.producers["age"].value = 601
+    clock.advance(15)
+    loop.run_once()
+    assert backends.providers["g"].desired == 1  # ceil(5 / 40): the metric decides once active
+
+
+def test_at_zero_a_queue_above_its_threshold_starts_nodes_at_once(
+    clock: FakeClock, backends: Backends
+) -> None:
+    loop = _at_zero_with_activation(clock, backends)
+    backends.producers["p"].value = 200
+    clock.advance(15)
+    loop.run_once()
+    assert backends.providers["g"].desired == 4  # ceil(200 / 40) = 5, HPA default step: 4 from 0
+
+
+def test_a_running_group_below_the_activation_threshold_keeps_its_node_until_the_queue_is_empty(
+    clock: FakeClock, backends: Backends
+) -> None:
+    loop = _at_zero_with_activation(clock, backends)
+    backends.producers["p"].value = 200
+    clock.advance(15)
+    loop.run_once()
+    backends.producers["p"].value = 10  # below the threshold, still work to do
+    for _ in range(30):  # past the default 300 s scale-down window
+        clock.advance(15)
+        loop.run_once()
+    assert backends.providers["g"].desired == 1
+    backends.producers["p"].value = 0
+    for _ in range(30):
+        clock.advance(15)
+        loop.run_once()
+    assert backends.providers["g"].desired == 0

@@ -66,6 +66,38 @@ def test_the_predictive_horizon_is_the_node_startup_time() -> None:
     }
 
 
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_at_zero_nodes_work_waits_for_one_nodes_worth_or_an_item_that_used_its_budget(
+    recipe: str,
+) -> None:
+    spec = _autoscaler(render(recipe, RENDER))
+    assert spec["minReplicas"] == 0
+    assert spec["activation"] == [
+        {"producer": {"name": "bench-queue"}, "above": 2.0 * 480},
+        {
+            "producer": {"name": "bench-queue", "metric": "queue_oldest_message_age_seconds"},
+            "above": 480,
+        },
+    ]
+    producer = next(
+        d for d in recipes.parse(render(recipe, RENDER)) if d["kind"] == "MetricsProducer"
+    )
+    assert producer["spec"]["queue"]["oldestMessageAge"] is True
+
+
+def test_an_age_read_late_lowers_the_age_threshold_by_the_lag() -> None:
+    late = Workload("late", 2.0, 600, 90, age_lag_seconds=120)
+    assert derive(late).activation_age_seconds == 480 - 120
+    assert _autoscaler(render("pid", late))["activation"][1]["above"] == 360
+
+
+def test_a_group_that_never_goes_to_zero_gets_no_activation() -> None:
+    kept = Workload("kept", 2.0, 600, 90, min_nodes=2)
+    assert derive(kept).activation_items is None
+    assert "activation" not in _autoscaler(render("proportional-tuned", kept))
+    assert load_text(render("proportional-tuned", kept)).ok
+
+
 def test_a_slo_too_tight_for_the_startup_time_is_refused() -> None:
     tight = Workload("tight", items_per_second=1, slo_seconds=120, startup_seconds=80)
     with pytest.raises(RecipeError, match="leaves 10 s after the node startup"):
