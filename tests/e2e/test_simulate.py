@@ -114,3 +114,41 @@ def test_an_invalid_scenario_is_reported_with_its_line_and_exit_code_1(tmp_path:
     assert f"{bad}:{line}: nodes.startupSeconds: Input should be greater than or equal to 0" in (
         result.stderr
     )
+
+
+def test_activation_lets_a_trickle_wait_at_zero_nodes_without_late_items(tmp_path: Path) -> None:
+    """Two hours of one item per 30 s and a 6,000-item batch at 01:00, from zero nodes: the
+    recommended spec with its activation conditions against the same spec without them."""
+    import yaml
+
+    from bench import recipes
+
+    rows = ["time_s,arrivals"]
+    for slot in range(720):
+        batch = 2000 if slot in (360, 361, 362) else 0
+        rows.append(f"{slot * 10},{batch or int(slot % 3 == 0)}")
+    (tmp_path / "trickle.csv").write_text("\n".join(rows) + "\n")
+    scenario = tmp_path / "trickle.yaml"
+    scenario.write_text(
+        "workload: {trace: trickle.csv}\n"
+        "nodes: {initial: 0, startupSeconds: 60, itemsPerSecond: 5.0, min: 0, max: 50}\n"
+        "slo: {maxItemAgeSeconds: 600}\n"
+    )
+    workload = recipes.Workload("trickle", 5.0, 600, 60, max_nodes=50)
+    with_activation = tmp_path / "with.yaml"
+    with_activation.write_text(recipes.render("proportional-tuned", workload))
+    docs = recipes.parse(with_activation.read_text())
+    for doc in docs:
+        doc["spec"].pop("activation", None)
+    without = tmp_path / "without.yaml"
+    without.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+    gated, plain = (
+        json.loads(_simulate("--scenario", str(scenario), "--config", str(c), "--json").stdout)
+        for c in (with_activation, without)
+    )
+
+    assert gated["late_items"] == plain["late_items"] == 0
+    assert gated["node_seconds"] < 0.5 * plain["node_seconds"]  # 2,250 against 6,990
+    assert gated["scale_actions"] < plain["scale_actions"] / 2  # 27 against 154
+    assert gated["max_nodes"] >= 2  # the batch still starts nodes at once
