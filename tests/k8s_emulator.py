@@ -45,7 +45,9 @@ Authentication and authorization reviews (for services that check their own call
 ``POST /apis/authorization.k8s.io/v1/subjectaccessreviews`` allows what ``allow`` granted to the
 user or one of its groups (resource attributes, or a non-resource ``path``); nothing else.
 
-Test hooks on ``KubeEmulator``: ``requests`` / ``request_bodies`` (bounded logs), ``get_object``,
+Test hooks on ``KubeEmulator``: ``requests`` / ``request_bodies`` (bounded logs; a request
+carries its bearer token and arrival time, so clients each given their own token in
+``write_kubeconfig`` can be told apart), ``get_object``,
 ``list_objects``, ``put_object`` (stores as given, status included), ``delete_object``,
 ``add_token`` / ``allow`` (the reviews above),
 ``fail_next`` / ``delay_next`` (fault injection), ``close_watches``, ``compact``,
@@ -570,6 +572,8 @@ class RecordedRequest(NamedTuple):
     method: str
     path: str
     query: dict[str, str]
+    token: str | None = None  # the bearer token it carried: who sent it, given one per client
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class RecordedBody(NamedTuple):
@@ -892,7 +896,8 @@ class KubeEmulator:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """The latest requests, oldest first: (method, path, query) with the query as a dict."""
+        """The latest requests, oldest first: (method, path, query, token, at) with the query
+        as a dict, the bearer token sent (None without) and the arrival time (monotonic)."""
         return list(self._requests)
 
     @property
@@ -1081,7 +1086,11 @@ class KubeEmulator:
         path, _, query_text = h.path.partition("?")
         path = path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(query_text, keep_blank_values=True).items()}
-        self._requests.append(RecordedRequest(h.command, path, query))
+        authorization = h.headers.get("Authorization") or ""
+        token = (
+            authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+        )
+        self._requests.append(RecordedRequest(h.command, path, query, token, time.monotonic()))
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         content_type = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()

@@ -15,9 +15,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -58,7 +58,9 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> An
 class Autoscaler:
     """One ``autoscaler serve --kubernetes`` process, as one pod of the Deployment."""
 
-    def __init__(self, name: str, kubeconfig: Path, log: Path) -> None:
+    def __init__(
+        self, name: str, kubeconfig: Path, log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -71,6 +73,7 @@ class Autoscaler:
             "AUTOSCALER_KUBERNETES__LEASE_NAME": LEASE,
             "AUTOSCALER_KUBERNETES__LEASE_NAMESPACE": "default",
             "AUTOSCALER_LOOP__RESYNC_SECONDS": "1",
+            **(env or {}),
         }
         self.log = log
         self.process = subprocess.Popen(
@@ -118,7 +121,8 @@ class Autoscaler:
 
 
 @pytest.fixture
-def cluster(kube: KubeEmulator) -> Iterator[client.CustomObjectsApi]:
+def custom_api(kube: KubeEmulator) -> Iterator[client.CustomObjectsApi]:
+    """The three autoscaler.dev kinds served by the emulator, and a client of them."""
     kube.register(
         Resource(
             GROUP,
@@ -134,36 +138,46 @@ def cluster(kube: KubeEmulator) -> Iterator[client.CustomObjectsApi]:
         Resource(GROUP, VERSION, "horizontalautoscalers", "HorizontalAutoscaler", status=True)
     )
     with kube.api_client() as api_client:
-        api = client.CustomObjectsApi(api_client)
-        objects = [
+        yield client.CustomObjectsApi(api_client)
+
+
+def create_autoscaling(api: client.CustomObjectsApi, groups: Iterable[str]) -> None:
+    """The producer ``plan`` (a schedule of 3 nodes) and, for each name, a Simulated node group
+    at 1 node and an autoscaler of the same name that sizes it after ``plan``."""
+    objects: list[tuple[str, dict[str, Any]]] = [
+        (
+            "metricsproducers",
+            {
+                "kind": "MetricsProducer",
+                "metadata": {"name": "plan"},
+                "spec": {"intervalSeconds": 0.5, "schedule": {"defaultReplicas": 3}},
+            },
+        )
+    ]
+    for name in groups:
+        objects.append(
             (
                 "scalablenodegroups",
                 {
                     "kind": "ScalableNodeGroup",
-                    "metadata": {"name": "workers"},
+                    "metadata": {"name": name},
                     "spec": {
                         "type": "Simulated",
-                        "id": "workers",
+                        "id": name,
                         "replicas": 1,
                         "simulated": {"provisioningDelaySeconds": 0},
                     },
                 },
-            ),
-            (
-                "metricsproducers",
-                {
-                    "kind": "MetricsProducer",
-                    "metadata": {"name": "plan"},
-                    "spec": {"intervalSeconds": 0.5, "schedule": {"defaultReplicas": 3}},
-                },
-            ),
+            )
+        )
+        objects.append(
             (
                 "horizontalautoscalers",
                 {
                     "kind": "HorizontalAutoscaler",
-                    "metadata": {"name": "workers"},
+                    "metadata": {"name": name},
                     "spec": {
-                        "scaleTargetRef": {"name": "workers"},
+                        "scaleTargetRef": {"name": name},
                         "minReplicas": 1,
                         "maxReplicas": 10,
                         "metrics": [
@@ -174,22 +188,33 @@ def cluster(kube: KubeEmulator) -> Iterator[client.CustomObjectsApi]:
                         ],
                     },
                 },
-            ),
-        ]
-        for plural, body in objects:
-            api.create_namespaced_custom_object(
-                GROUP, VERSION, "default", plural, {"apiVersion": API_VERSION, **body}
             )
-        yield api
+        )
+    for plural, body in objects:
+        api.create_namespaced_custom_object(
+            GROUP, VERSION, "default", plural, {"apiVersion": API_VERSION, **body}
+        )
 
 
 @pytest.fixture
-def autoscalers(kube: KubeEmulator, tmp_path: Path) -> Iterator[Callable[[str], Autoscaler]]:
-    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+def cluster(custom_api: client.CustomObjectsApi) -> client.CustomObjectsApi:
+    create_autoscaling(custom_api, ["workers"])
+    return custom_api
+
+
+class Start(Protocol):
+    def __call__(self, name: str, env: Mapping[str, str] | None = None) -> Autoscaler: ...
+
+
+@pytest.fixture
+def autoscalers(kube: KubeEmulator, tmp_path: Path) -> Iterator[Start]:
+    """Starts processes; each sends its name as its bearer token, which the emulator's request
+    log records (the emulator checks no token)."""
     started: list[Autoscaler] = []
 
-    def start(name: str) -> Autoscaler:
-        process = Autoscaler(name, kubeconfig, tmp_path / f"{name}.log")
+    def start(name: str, env: Mapping[str, str] | None = None) -> Autoscaler:
+        kubeconfig = kube.write_kubeconfig(tmp_path / f"{name}.kubeconfig", token=name)
+        process = Autoscaler(name, kubeconfig, tmp_path / f"{name}.log", env)
         started.append(process)
         return process
 
@@ -201,8 +226,8 @@ def autoscalers(kube: KubeEmulator, tmp_path: Path) -> Iterator[Callable[[str], 
         process.process.wait(10)
 
 
-def holder(kube: KubeEmulator) -> str | None:
-    lease = kube.get_object("leases", LEASE)
+def holder(kube: KubeEmulator, lease_name: str = LEASE) -> str | None:
+    lease = kube.get_object("leases", lease_name)
     return None if lease is None else lease["spec"].get("holderIdentity")
 
 

@@ -943,14 +943,25 @@ def test_delay_next_slows_a_request_without_failing_it(api: ApiClient, kube: Kub
 def test_the_request_log_records_requests_and_is_bounded() -> None:
     with KubeEmulator(max_logged_requests=3) as emulator, emulator.api_client() as api_client:
         v1 = client.CoreV1Api(api_client)
+        started = time.monotonic()
         for _ in range(4):
             v1.list_namespaced_pod("default", label_selector="app=web")
         v1.create_namespaced_pod("default", pod("p"))
         assert len(emulator.requests) == 3
-        method, path, query = emulator.requests[-2]
+        method, path, query, token, at = emulator.requests[-2]
         assert (method, path) == ("GET", "/api/v1/namespaces/default/pods")
         assert query == {"labelSelector": "app=web"}
+        assert token is None  # no credentials
+        assert started <= at <= emulator.requests[-1].at <= time.monotonic()
         assert emulator.request_bodies[-1].body["metadata"]["name"] == "p"
+
+
+def test_the_request_log_tells_clients_apart_by_their_bearer_token() -> None:
+    with KubeEmulator() as emulator:
+        for token in ("replica-a", "replica-b"):
+            with emulator.api_client(token) as api_client:
+                client.CoreV1Api(api_client).list_namespaced_pod("default")
+        assert [r.token for r in emulator.requests] == ["replica-a", "replica-b"]
 
 
 # --------------------------------------------------------------------------------------------
