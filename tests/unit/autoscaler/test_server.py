@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,15 @@ from autoscaler.clock import FakeClock
 from autoscaler.decisions import DecisionRecord
 from autoscaler.history import History
 from autoscaler.loop import InlineRunner
-from autoscaler.server import DecisionList, HistoryView, ObjectList, create_app
+from autoscaler.server import (
+    EVENT_LOOP_LOCK_WAIT_SECONDS,
+    DecisionList,
+    HistoryView,
+    ObjectList,
+    ObjectView,
+    _Reads,
+    create_app,
+)
 from autoscaler.service import Service
 from autoscaler.settings import Settings
 
@@ -134,6 +146,47 @@ def test_the_quickstart_autoscaler_reports_its_metrics_and_desired_count(
     assert decisions.items[0].limitedBy is not None
 
 
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/api/v1/horizontalautoscalers", ObjectList),
+        ("/api/v1/horizontalautoscalers?limit=1", ObjectList),
+        ("/api/v1/horizontalautoscalers/default/workers", ObjectView),
+        ("/api/v1/metricsproducers", ObjectList),
+        ("/api/v1/scalablenodegroups", ObjectList),
+        ("/api/v1/scalablenodegroups?limit=2", ObjectList),
+        ("/api/v1/decisions", DecisionList),
+        ("/api/v1/decisions?limit=2", DecisionList),
+    ],
+)
+def test_bodies_are_exactly_what_their_response_model_writes(
+    quickstart: Harness, path: str, model: type[ObjectList | ObjectView | DecisionList]
+) -> None:
+    """The endpoints write the loop's views without passing them through the models: the
+    bytes must be the model's own serialization of the same data (field order, aliases, left
+    out fields, number formats, non-finite values as null)."""
+    log = quickstart.service.loop.decisions
+    for actor, value in [(None, math.nan), ("alice", math.inf), (None, 0.1 + 0.2)]:
+        log.append(
+            DecisionRecord(
+                seq=log.next_seq(),
+                time=quickstart.clock() + 0.123456,
+                autoscaler="default/other",
+                node_group="default/other",
+                from_replicas=1,
+                to_replicas=1,
+                recommendation=None,
+                limited_by=None,
+                reasons=("ünïcode ✓",),
+                metrics=({"name": "m", "value": value, "labels": {"a": "b"}},),
+                actor=actor,
+            )
+        )
+    quickstart.step()
+    body = quickstart.get(path).content
+    assert body == model.model_validate_json(body).model_dump_json(by_alias=True).encode()
+
+
 # --------------------------------------------------------------------------- pagination
 
 
@@ -160,6 +213,21 @@ def test_a_continue_token_stays_valid_when_the_object_it_points_at_is_deleted(
     del three_groups.service.loop.node_groups["default/batch"]
     rest = three_groups.get(f"/api/v1/scalablenodegroups?continue={token}").json()
     assert [i["name"] for i in rest["items"]] == ["workers", "gpu"]
+
+
+def test_a_list_follows_objects_added_and_removed_between_pages(three_groups: Harness) -> None:
+    groups = three_groups.service.loop.node_groups
+    assert three_groups.get("/api/v1/scalablenodegroups?limit=1").json()["items"][0]["name"] == (
+        "batch"
+    )
+    groups["default/aaa"] = groups.pop("default/batch")  # same count, other keys
+    body = three_groups.get("/api/v1/scalablenodegroups").json()
+    assert [(i["namespace"], i["name"]) for i in body["items"]] == [
+        ("default", "batch"),  # the runtime keeps its resource; the key orders the list
+        ("default", "workers"),
+        ("team-b", "gpu"),
+    ]
+    assert list(groups) != sorted(groups)
 
 
 def test_decisions_page_newest_first_with_a_continue_token(quickstart: Harness) -> None:
@@ -286,6 +354,49 @@ def test_a_large_response_is_gzipped_for_clients_that_accept_it(quickstart: Harn
     response = quickstart.get("/api/v1/history", **{"Accept-Encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
     assert "etag" in response.headers
+
+
+# --------------------------------------------------------------------------- the loop's lock
+
+
+def test_a_read_runs_on_the_event_loop_when_the_lock_is_free() -> None:
+    from autoscaler.locks import YieldingLock
+
+    reads = _Reads(YieldingLock())
+    assert asyncio.run(reads.run(threading.get_ident)) == threading.get_ident()
+
+
+def test_a_read_waits_on_a_worker_thread_while_the_lock_is_held_long() -> None:
+    """A spec reload holds the loop's lock for seconds: the event loop waits a few ms, then
+    hands the read to a worker thread and keeps serving; later reads go there at once."""
+    from autoscaler.locks import YieldingLock
+
+    lock = YieldingLock()
+    reads = _Reads(lock)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+
+    async def scenario() -> tuple[list[int], float]:
+        started = time.monotonic()
+        first = asyncio.create_task(reads.run(threading.get_ident))
+        second = asyncio.create_task(reads.run(threading.get_ident))
+        await asyncio.sleep(0.05)  # the event loop runs while both reads wait
+        ticked = time.monotonic() - started
+        release.set()
+        return [await first, await second], ticked
+
+    idents, ticked = asyncio.run(scenario())
+    thread.join(5)
+    assert ticked < 0.05 + 2 * EVENT_LOOP_LOCK_WAIT_SECONDS + 0.5  # blocked ≤ one wait each
+    assert all(ident != threading.get_ident() for ident in idents)  # on worker threads
 
 
 # --------------------------------------------------------------------------- errors
