@@ -64,6 +64,7 @@ from autoscaler.api import (
     ScalableNodeGroup,
     key_of,
 )
+from autoscaler.api.sharing import share
 from autoscaler.errors import SpecError
 from autoscaler.registry import validate_producer, validate_provider
 
@@ -325,7 +326,7 @@ def _validate_value(
         resource = model.model_validate(value)
     except ValidationError as exc:
         return None, [document.issue(*_describe(error, value)) for error in exc.errors()]
-    return _Candidate(document, resource), []
+    return _Candidate(document, share(resource)), []
 
 
 def _header_problems(value: dict[str, Any]) -> list[Problem]:

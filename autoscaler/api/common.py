@@ -25,6 +25,7 @@ class Model(BaseModel):
         populate_by_name=True,
         alias_generator=to_camel,
         validate_default=True,
+        frozen=True,
     )
 
     def to_dict(self) -> dict[str, Any]:
