@@ -4,8 +4,8 @@ Fleets are written from templates: thousands of autoscalers with the same ``beha
 and algorithm, thousands of node groups with the same backend options. :func:`share` makes a
 freshly validated resource point at one canonical instance of each part that an earlier
 resource already has (compared by value), and at one shared ``__pydantic_fields_set__`` per
-distinct set of fields. At 10,000 autoscalers over 10,000 node groups this halves the memory of
-the specs (``bench/RESULTS.md``, "Scale").
+distinct set of fields. Loading 10,000 autoscalers over 10,000 node groups and 2,000 producers
+then takes 106 MiB instead of 169 MiB (``bench/RESULTS.md``, "Scale").
 
 Sharing is safe because spec models are frozen (:class:`~autoscaler.api.common.Model`):
 nothing assigns to a part in place, and ``model_copy`` copies the fields set before updating
