@@ -321,6 +321,7 @@ class ControlLoop:
         self._lock = self.lock
         self._inline = InlineRunner()
         self.passes = 0
+        self._after_pass: list[Callable[[], None]] = []
         self._rng = rng or random.Random()
         self._create_producer = create_producer
         self._create_provider = create_provider
@@ -590,9 +591,17 @@ class ControlLoop:
                     break
             self.passes += 1
             next_due = self._next_due()
+            hooks, self._after_pass = self._after_pass, []
         if self.observer is not None:
             self.observer.loop_pass(time.perf_counter() - started)
+        for hook in hooks:
+            hook()
         return next_due
+
+    def after_next_pass(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, on the loop's thread, when the next pass is complete."""
+        with self.lock:
+            self._after_pass.append(callback)
 
     def run_forever(self, stop: threading.Event, max_wait: float = 1.0) -> None:
         """Live mode: run passes until ``stop`` is set, sleeping until the next due time or

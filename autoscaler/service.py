@@ -89,6 +89,7 @@ class Service:
         if result.ok or not self.loaded_once:
             self.loop.apply(result.specs)
             tuning.after_load()  # the specs and runtime state live long: stop scanning them
+            self.loop.after_next_pass(tuning.after_first_pass)  # and the state it builds
             specs = result.specs
             log.info(
                 "specs %s: %d node groups, %d producers, %d autoscalers",
