@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from autoscaler import controls, prometheus, registry
 from autoscaler.algorithms import Decide, decide_for, history_status, restore_history
 from autoscaler.algorithms.activation import ActivationInput, gate
+from autoscaler.algorithms.activation import applies as activation_applies
 from autoscaler.algorithms.types import (
     Decision,
     History,
@@ -806,7 +807,7 @@ class ControlLoop:
         if plan.decide is None:
             plan.decide = decide_for(resource.spec)  # Proportional or PID, maybe predictive
         decision = plan.decide(resource.spec, current, inputs, runtime.history, now)
-        if plan.activation:
+        if plan.activation and activation_applies(decision):  # read only when leaving zero
             activation = [self._read_activation(read, now) for read in plan.activation]
             decision = gate(decision, activation, now)
         decision = self._apply_group_bounds(decision, group, now)

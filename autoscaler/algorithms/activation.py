@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from autoscaler.algorithms.types import ConditionInfo, Decision, Recommendation, Step
 
-__all__ = ["ActivationInput", "gate", "is_active"]
+__all__ = ["ActivationInput", "applies", "gate", "is_active"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,12 @@ def is_active(inputs: Sequence[ActivationInput]) -> tuple[bool, str]:
     return False, f"inactive ({shown})"
 
 
+def applies(decision: Decision) -> bool:
+    """Whether activation can change ``decision``: it would leave zero replicas. Only then do
+    the activation values need to be read."""
+    return decision.current_replicas == 0 and decision.desired_replicas > 0
+
+
 def gate(decision: Decision, inputs: Sequence[ActivationInput], now: float) -> Decision:
     """``decision`` held at 0 when it would leave zero replicas while inactive.
 
@@ -71,7 +77,7 @@ def gate(decision: Decision, inputs: Sequence[ActivationInput], now: float) -> D
     recorded at ``now`` becomes 0, and ``ScalingActive`` is False with reason
     ``BelowActivation``.
     """
-    if not inputs or decision.current_replicas != 0 or decision.desired_replicas == 0:
+    if not inputs or not applies(decision):
         return decision
     active, why = is_active(inputs)
     if active:
