@@ -41,6 +41,8 @@ DEFAULT_INTERVAL_SECONDS = 5.0
 DEFAULT_RETENTION_SECONDS = 3600.0
 #: Objects copied per hold of the loop's lock while sampling.
 _CHUNK = 1000
+#: Before each chunk, wait at most this long for HTTP requests in flight to be answered.
+_FOREGROUND_WAIT_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,7 @@ class History:
         # each object is read as the loop left it, and the loop never waits long.
         groups: list[tuple[str, int | None, int | None]] = []
         for start in range(0, len(group_items), _CHUNK):
+            loop.lock.wait_for_foreground(_FOREGROUND_WAIT_SECONDS)
             with loop.lock:
                 groups.extend(
                     (key, g.desired, g.observed.ready if g.observed is not None else None)
@@ -219,6 +222,7 @@ class History:
                 )
         autoscalers: list[tuple[str, str, Decision | None, int, int]] = []
         for start in range(0, len(autoscaler_items), _CHUNK):
+            loop.lock.wait_for_foreground(_FOREGROUND_WAIT_SECONDS)
             with loop.lock:
                 autoscalers.extend(
                     (

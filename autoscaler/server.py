@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autoscaler import __version__
 from autoscaler.api import Clock
@@ -394,6 +395,25 @@ class _SortedKeys:
         return self._sorted
 
 
+class _ForegroundRequests:
+    """ASGI middleware: every HTTP request is foreground work for the loop's lock while it is
+    served, so the loop steps aside until it is answered (:mod:`autoscaler.locks`)."""
+
+    def __init__(self, app: ASGIApp, lock: YieldingLock) -> None:
+        self.app = app
+        self.lock = lock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.lock.enter_foreground()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.lock.leave_foreground()
+
+
 class _Reads:
     """Runs the reads that need the loop's lock: on the event loop when the lock comes
     quickly (no thread hop, no wait for the GIL to pass between two threads), else on a
@@ -637,6 +657,7 @@ def create_app(
     # Level 1: a page of 100 node groups still shrinks 30-fold, for a sixth of the CPU of the
     # default level 9 (which was a third of the server's time on that page; bench/scale.py).
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=1)
+    app.add_middleware(_ForegroundRequests, lock=loop.lock)  # outermost: the whole request
     app.mount("/static", StaticFiles(packages=[("autoscaler", "static")]), name="static")
 
     # ----------------------------------------------------------------- errors

@@ -399,6 +399,26 @@ def test_a_read_waits_on_a_worker_thread_while_the_lock_is_held_long() -> None:
     assert all(ident != threading.get_ident() for ident in idents)  # on worker threads
 
 
+def test_a_request_is_foreground_work_for_the_loop_while_it_is_served(
+    quickstart: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop steps aside while a request is in flight (autoscaler.locks)."""
+    loop = quickstart.service.loop
+    seen: list[int] = []
+    view = loop.autoscaler_view
+
+    def spy(runtime: Any) -> dict[str, Any]:
+        seen.append(loop.lock.in_foreground)
+        return view(runtime)
+
+    monkeypatch.setattr(loop, "autoscaler_view", spy)
+    assert quickstart.get("/api/v1/horizontalautoscalers").status_code == 200
+    assert seen and all(count == 1 for count in seen)
+    assert loop.lock.in_foreground == 0  # and not after it was answered
+    assert quickstart.get("/api/v1/horizontalautoscalers/default/no-such").status_code == 404
+    assert loop.lock.in_foreground == 0  # nor after an error
+
+
 # --------------------------------------------------------------------------- errors
 
 
