@@ -154,6 +154,19 @@ def _expand(
     return [(seq, time, changes[max(bisect_right(starts, seq) - 1, 0)]) for seq, time in picked]
 
 
+S = TypeVar("S")
+
+
+def _published(known: dict[str, S], fresh: dict[str, S], sampled: dict[str, Any]) -> dict[str, S]:
+    """The series after a sample: those sampled, known or new; a series that was not sampled
+    (its object was deleted) is dropped."""
+    if not fresh and len(known) == len(sampled):
+        return known  # nothing added or removed: the usual case keeps the dict as it is
+    kept = {key: series for key, series in known.items() if key in sampled}
+    kept.update(fresh)
+    return kept
+
+
 def _target_level(target_type: str, target: float, current: int | None) -> float:
     if target_type == "AverageValue":
         return target * max(current or 0, 1)
@@ -236,31 +249,46 @@ class History:
                 )
         now = self.clock()
         ready_of = {key: ready for key, _, ready in groups}
+        # Record the changes a chunk at a time, letting requests in between (readers take this
+        # lock too), then publish the sample. Until it is published no reader sees a change
+        # recorded for it: a reader expands the series only at published samples, and a change
+        # holds from its own sample on. Pruning uses the oldest sample published so far, so the
+        # samples readers can ask for keep their values (at most one extra change per series).
         with self._lock:
-            self._seq += 1
-            seq = self._seq
+            seq = self._seq + 1
+            oldest_seq = self._samples[0][0] if self._samples else seq
+        fresh_groups: dict[str, _NodeGroupSeries] = {}
+        for start in range(0, len(groups), _CHUNK):
+            loop.lock.wait_for_foreground(_FOREGROUND_WAIT_SECONDS)
+            with self._lock:
+                known_groups = self._node_groups
+                for key, desired, ready in groups[start : start + _CHUNK]:
+                    group = known_groups.get(key)
+                    if group is None:
+                        fresh_groups[key] = _NodeGroupSeries(seq, [(seq, desired, ready)])
+                    else:
+                        group.record(seq, desired, ready, oldest_seq)
+        fresh_autoscalers: dict[str, _AutoscalerSeries] = {}
+        for start in range(0, len(autoscalers), _CHUNK):
+            loop.lock.wait_for_foreground(_FOREGROUND_WAIT_SECONDS)
+            with self._lock:
+                for key, target, last, low, high in autoscalers[start : start + _CHUNK]:
+                    series = self._record_autoscaler(
+                        key, target, last, seq, oldest_seq, ready_of.get(target), low, high
+                    )
+                    if series is not None:
+                        fresh_autoscalers[key] = series
+        with self._lock:
+            self._seq = seq
             samples = self._samples
             samples.append((seq, now))
             oldest = now - self.retention_seconds
             while samples[0][1] < oldest:  # the newest sample is never older than now
                 samples.popleft()
-            oldest_seq = samples[0][0]
-            old_groups = self._node_groups
-            node_groups: dict[str, _NodeGroupSeries] = {}
-            for key, desired, ready in groups:
-                group = old_groups.get(key)
-                if group is None:
-                    group = _NodeGroupSeries(seq, [(seq, desired, ready)])
-                else:
-                    group.record(seq, desired, ready, oldest_seq)
-                node_groups[key] = group
-            self._node_groups = node_groups
-            self._autoscalers = {
-                key: self._record_autoscaler(
-                    key, target, last, seq, oldest_seq, ready_of.get(target), low, high
-                )
-                for key, target, last, low, high in autoscalers
-            }
+            self._node_groups = _published(self._node_groups, fresh_groups, ready_of)
+            self._autoscalers = _published(
+                self._autoscalers, fresh_autoscalers, {key: None for key, *_ in autoscalers}
+            )
         return seq
 
     def _record_autoscaler(
@@ -273,7 +301,8 @@ class History:
         ready: int | None,
         min_replicas: int,
         max_replicas: int,
-    ) -> _AutoscalerSeries:
+    ) -> _AutoscalerSeries | None:
+        """Record one autoscaler's values; a new series is returned (and not yet stored)."""
         series = self._autoscalers.get(key)
         desired = last.desired_replicas if last is not None else None
         current = last.current_replicas if last is not None else None
@@ -300,7 +329,7 @@ class History:
         ):
             changes.append((seq, desired, current, ready, min_replicas, max_replicas, metrics))
         _prune(changes, oldest_seq)
-        return series
+        return None
 
     # ----------------------------------------------------------------- reading
 

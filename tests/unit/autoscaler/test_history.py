@@ -157,10 +157,60 @@ def test_sampling_many_autoscalers_holds_the_loop_lock_only_briefly(
             held.append(time.perf_counter() - self.started)
             original.release()
 
+        def wait_for_foreground(self, timeout: float) -> None:
+            original.wait_for_foreground(timeout)
+
     loop.lock = TimedLock()  # type: ignore[assignment]
     history.sample(loop)
     assert len(history.autoscalers()) == 300
     assert held and held[0] < 0.05  # copies references only; typically well under 1 ms
+
+
+def test_readers_never_see_a_sample_that_is_still_being_recorded(
+    clock: FakeClock, backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sampling lets requests in between chunks; what they read meanwhile is the last
+    published sample, whole: no point of the new sample, no value recorded for it."""
+    loop = _loop(clock, backends, count=2500)  # several chunks
+    history = History(clock)
+    first = history.sample(loop)
+    before_a = history.autoscalers()
+    before_g = history.node_groups()
+    for i in range(2500):
+        backends.producers[f"p{i}"].value = 20  # every autoscaler and group changes
+    clock.advance(15)
+    loop.run_once()
+    clock.advance(15)
+    loop.run_once()
+    seen: list[bool] = []
+
+    def reader(timeout: float) -> None:  # runs between the chunks of the sample
+        assert history.version == first
+        seen.append(history.autoscalers() == before_a and history.node_groups() == before_g)
+
+    monkeypatch.setattr(loop.lock, "wait_for_foreground", reader)
+    second = history.sample(loop)
+    assert len(seen) == 12 and all(seen)  # 3 chunks each: copy groups, autoscalers; record
+    assert second == first + 1
+    after = {key: points for key, _, points in history.autoscalers()}
+    assert after["default/a7"][-1].desired == 5 and after["default/a7"][0].desired == 1
+
+
+def test_deleted_objects_leave_the_history_at_the_next_sample(
+    clock: FakeClock, backends: Backends
+) -> None:
+    loop = _loop(clock, backends, count=3)
+    history = History(clock)
+    history.sample(loop)
+    loop.apply(_specs(2))
+    loop.run_once()
+    history.sample(loop)
+    assert [key for key, _, _ in history.autoscalers()] == ["default/a0", "default/a1"]
+    assert [key for key, _ in history.node_groups()] == ["default/g0", "default/g1"]
+    loop.apply(_specs(3))
+    loop.run_once()
+    history.sample(loop)
+    assert len(history.autoscalers()) == 3 and len(history.node_groups()) == 3
 
 
 def test_the_sampler_samples_at_once_then_on_its_interval_and_stops_promptly(
