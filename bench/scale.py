@@ -30,9 +30,13 @@ Parts, each in a fresh process so their memory does not mix:
    measured from each request's scheduled start, so a stalled server cannot hide queueing.
 4. ``idle``: RSS of ``autoscaler serve`` on ``examples/quickstart.yaml`` 10 s after it is ready,
    and which heavy client modules are imported after the quickstart is loaded and run.
+5. ``scrape``: the ``/metrics`` body of the configurable shape after a few passes (every series
+   populated), written by ``Metrics.exposition`` and, as the baseline in the same process, by
+   prometheus_client's ``generate_latest`` on the same registry (the bytes must be equal);
+   medians of the repeats, pinned to one core.
 
     .venv/bin/python bench/scale.py [--autoscalers 10000] [--producers 2000]
-        [--parts pass serve idle] [--repeats 5] [--rate 200] [--seconds 25] [--json OUT]
+        [--parts pass serve idle scrape] [--repeats 5] [--rate 200] [--seconds 25] [--json OUT]
 """
 
 from __future__ import annotations
@@ -355,6 +359,52 @@ def measure_pass(
     }
 
 
+def measure_scrape(autoscalers: int, producers: int, repeats: int, cpu: int) -> dict[str, Any]:
+    os.sched_setaffinity(0, {cpu})
+    from prometheus_client import generate_latest
+
+    from autoscaler import tuning
+    from autoscaler.clock import FakeClock
+    from autoscaler.loop import ControlLoop
+    from autoscaler.metrics import Metrics
+    from autoscaler.settings import LoopSettings
+
+    specs = spec_set(documents(autoscalers, producers, autoscalers))
+    clock = FakeClock(1_767_258_000.0)
+    loop = ControlLoop(clock, LoopSettings())
+    metrics = Metrics(loop)
+    loop.observer = metrics
+    loop.apply(specs)
+    del specs
+    tuning.after_load()
+    for _ in range(3):
+        clock.advance(PASS_STEP_SECONDS)
+        loop.run_once()
+    ours: list[float] = []
+    baseline: list[float] = []
+    for _ in range(repeats):
+        started = time.process_time()
+        body = metrics.exposition()
+        ours.append(time.process_time() - started)
+        started = time.process_time()
+        reference = generate_latest(metrics.registry)
+        baseline.append(time.process_time() - started)
+        if body != reference:
+            raise RuntimeError("Metrics.exposition differs from generate_latest")
+    ours_s, base_s = statistics.median(ours), statistics.median(baseline)
+    return {
+        "autoscalers": autoscalers,
+        "producers": producers,
+        "node_groups": autoscalers,
+        "repeats": repeats,
+        "lines": body.count(b"\n"),
+        "bytes": len(body),
+        "exposition_cpu_ms_median": round(ours_s * 1e3, 1),
+        "generate_latest_cpu_ms_median": round(base_s * 1e3, 1),
+        "speedup": round(base_s / ours_s, 1),
+    }
+
+
 # --------------------------------------------------------------------------- 3–4. serve
 
 
@@ -651,6 +701,17 @@ def report(results: dict[str, Any]) -> str:
             f"modules imported: {', '.join(idle['heavy_modules_imported']) or 'none'} "
             f"(checked {', '.join(idle['heavy_modules_checked'])}).",
         ]
+    scrape = results.get("scrape")
+    if scrape:
+        lines += [
+            "",
+            f"`/metrics` body for {scrape['autoscalers']:,} autoscalers / "
+            f"{scrape['producers']:,} producers / {scrape['node_groups']:,} node groups: "
+            f"{scrape['lines']:,} lines, {scrape['bytes'] / 2**20:.1f} MiB; "
+            f"`Metrics.exposition` {scrape['exposition_cpu_ms_median']} ms CPU, "
+            f"`generate_latest` (baseline) {scrape['generate_latest_cpu_ms_median']} ms "
+            f"({scrape['speedup']}× faster; median of {scrape['repeats']}, same bytes).",
+        ]
     return "\n".join(lines)
 
 
@@ -700,6 +761,9 @@ def main() -> None:
     if "idle" in args.parts:
         results["idle"] = measure_idle(args.idle_seconds, None)
         print(json.dumps(results["idle"]), file=sys.stderr)
+    if "scrape" in args.parts:
+        results["scrape"] = measure_scrape(args.autoscalers, args.producers, args.repeats, core)
+        print(json.dumps(results["scrape"]), file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
