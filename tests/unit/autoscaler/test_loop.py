@@ -340,3 +340,20 @@ def test_a_running_group_below_the_activation_threshold_keeps_its_node_until_the
         clock.advance(15)
         loop.run_once()
     assert backends.providers["g"].desired == 0
+
+
+def test_a_pass_returns_the_earliest_time_anything_is_due_next(
+    clock: FakeClock, backends: Backends
+) -> None:
+    loop = _loop(clock, backends, resync_seconds=30, node_group_sync_seconds=20)
+    loop.apply(_specs(node_group(replicas=2), schedule_producer(interval=7), autoscaler()))
+    start = clock()
+    assert loop.run_once() == start + 7  # the producer's next run comes first
+    clock.advance(7)
+    assert loop.run_once() == start + 14
+    loop.set_override("default/g", 3, actor="ops", reason="test", duration_seconds=2)
+    assert loop.run_once() == clock() + 2  # then the override's expiry
+    clock.advance(2)
+    loop.run_once()  # the expired override's group is read again now
+    loop.apply(_specs(node_group(replicas=2), autoscaler()))  # the producer is gone
+    assert loop.run_once() == clock() + 20  # the node group's next read
