@@ -201,6 +201,8 @@ class History:
     _samples: deque[tuple[int, float]] = field(init=False)
     _seq: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    #: Held for a whole sample: two samples never interleave their chunks.
+    _sampling: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         if self.interval_seconds <= 0 or self.retention_seconds <= 0:
@@ -220,6 +222,10 @@ class History:
 
     def sample(self, loop: ControlLoop) -> int:
         """Take one point of every autoscaler and node group; return its sequence number."""
+        with self._sampling:
+            return self._sample(loop)
+
+    def _sample(self, loop: ControlLoop) -> int:
         with loop.lock:
             group_items = list(loop.node_groups.items())
             autoscaler_items = list(loop.autoscalers.items())

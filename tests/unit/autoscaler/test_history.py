@@ -238,3 +238,19 @@ def test_a_history_needs_a_positive_interval_and_retention(
 ) -> None:
     with pytest.raises(ValueError):
         History(clock, interval_seconds=interval, retention_seconds=retention)
+
+
+def test_samples_taken_at_once_from_two_threads_get_their_own_sequence_numbers(
+    clock: FakeClock, backends: Backends
+) -> None:
+    loop = _loop(clock, backends, count=2500)
+    history = History(clock)
+    seqs: list[int] = []
+    threads = [threading.Thread(target=lambda: seqs.append(history.sample(loop))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(seqs) == [1, 2, 3, 4]
+    [(_, _, points)] = history.autoscalers(["default/a0"])
+    assert [p.seq for p in points] == [1, 2, 3, 4]
