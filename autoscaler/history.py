@@ -27,6 +27,7 @@ import threading
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -157,7 +158,7 @@ def _expand(
 S = TypeVar("S")
 
 
-def _published(known: dict[str, S], fresh: dict[str, S], sampled: dict[str, Any]) -> dict[str, S]:
+def _published(known: dict[str, S], fresh: dict[str, S], sampled: AbstractSet[str]) -> dict[str, S]:
     """The series after a sample: those sampled, known or new; a series that was not sampled
     (its object was deleted) is dropped."""
     if not fresh and len(known) == len(sampled):
@@ -291,9 +292,9 @@ class History:
             oldest = now - self.retention_seconds
             while samples[0][1] < oldest:  # the newest sample is never older than now
                 samples.popleft()
-            self._node_groups = _published(self._node_groups, fresh_groups, ready_of)
+            self._node_groups = _published(self._node_groups, fresh_groups, ready_of.keys())
             self._autoscalers = _published(
-                self._autoscalers, fresh_autoscalers, {key: None for key, *_ in autoscalers}
+                self._autoscalers, fresh_autoscalers, {key for key, *_ in autoscalers}
             )
         return seq
 

@@ -13,8 +13,8 @@ thread at a time (the GIL), and a request served while the loop computes gets ab
 processor, so it takes twice as long, and a request that arrives while the loop runs first waits
 for the loop to hand over the interpreter. The HTTP server marks each request as *foreground*
 while it is served (:meth:`YieldingLock.foreground`); at its next step the loop then steps aside
-until no request is in flight, as it does for a thread waiting for the lock. A request never
-waits for a pass that is under way, and the loop computes between requests. So that a stream of
+until no request is in flight, as it does for a thread waiting for the lock: a request does not
+wait for a pass that is under way, and the loop computes between requests. So that a stream of
 requests cannot stop the loop, it waits for foreground work for at most
 :data:`FOREGROUND_SHARE` of the time (a token bucket: credit accrues at that rate up to
 :data:`FOREGROUND_BURST_SECONDS`, and each wait spends what it waited), at most
